@@ -1,0 +1,336 @@
+"""The learner's workspace: a copy of the previous checkpoint that a part's notebook writes into."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbook.parts import (
+    APP_PATHS,
+    REPO_ROOT,
+    WORKSPACES_DIR,
+    app_files,
+    checkpoint_dir,
+    get_part,
+)
+
+# Set by `python -m workbook record`: the end-of-part check stores the checkpoint
+# instead of comparing against it.
+RECORD_ENV = "WORKBOOK_RECORD"
+
+# Modules that the workspace provides; they are re-imported after every change.
+APP_MODULES = ("shelfwise", "tests")
+
+_PYTEST_DURATION = re.compile(r" in \d+(?:\.\d+)?s(?: \([0-9:]+\))?")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _display(path: Path) -> str:
+    """A path as a learner should see it: relative to the repository, never absolute."""
+    try:
+        return path.resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def unload_app_modules() -> None:
+    """Forget the imported application so the next import reads the files again.
+
+    SQLAlchemy keeps every mapped class in its registry; a re-imported ``models`` module
+    would declare the same tables a second time, so the old mappers are cleared too.
+    """
+    for name in list(sys.modules):
+        if name.split(".")[0] in APP_MODULES:
+            del sys.modules[name]
+    if "sqlalchemy.orm" in sys.modules:
+        from sqlalchemy.orm import clear_mappers
+
+        clear_mappers()
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    """What a command run in the workspace returned and printed."""
+
+    returncode: int
+    output: str = field(repr=False)
+
+    def _ipython_display_(self) -> None:
+        """Show nothing: the output was printed already, as the command ran."""
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """What a pytest run reported."""
+
+    passed: int
+    failed: int
+    skipped: int
+    output: str = field(repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.passed > 0
+
+    def _ipython_display_(self) -> None:
+        """Show nothing: pytest's report was printed already."""
+
+
+def diff_trees(expected: dict[str, Path], actual: dict[str, Path], label: str) -> list[str]:
+    """A readable list of differences between two sets of application files."""
+    problems: list[str] = []
+    for name in sorted(expected.keys() - actual.keys()):
+        problems.append(f"missing: {name} is in {label} but the notebook did not write it")
+    for name in sorted(actual.keys() - expected.keys()):
+        problems.append(f"extra: {name} was written by the notebook but is not in {label}")
+    for name in sorted(expected.keys() & actual.keys()):
+        want = expected[name].read_text(encoding="utf-8").splitlines(keepends=True)
+        got = actual[name].read_text(encoding="utf-8").splitlines(keepends=True)
+        if want != got:
+            diff = difflib.unified_diff(want, got, f"{label}/{name}", f"workspace/{name}")
+            problems.append(f"differs: {name}\n" + "".join(diff).rstrip("\n"))
+    return problems
+
+
+class Workspace:
+    """A part's working copy of the application, on ``sys.path`` while the notebook runs."""
+
+    def __init__(self, part_number: int, root: Path) -> None:
+        self.part = get_part(part_number)
+        self.root = root
+        self.start = checkpoint_dir(part_number - 1)
+
+    # -- writing files -------------------------------------------------------------
+
+    def write(self, relative: str, text: str, *, show_diff: bool = False) -> None:
+        """Write one application file and print one stable line about it."""
+        path = self._app_path(relative)
+        text = text.rstrip("\n") + "\n"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        unload_app_modules()
+        print(f"✎ {relative} — {self._change_summary(relative, text)}")
+        if show_diff:
+            self.show_diff(relative)
+
+    def remove(self, relative: str) -> None:
+        """Delete an application file (or folder) the part no longer wants."""
+        path = self._app_path(relative)
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        unload_app_modules()
+        print(f"✗ {relative} — removed")
+
+    def show_diff(self, relative: str) -> None:
+        """Print what this part has changed in one file so far."""
+        before = self._start_text(relative).splitlines(keepends=True)
+        after = self._app_path(relative).read_text(encoding="utf-8").splitlines(keepends=True)
+        start = "empty" if self.start is None else f"part-{self.part.number - 1:02d}"
+        diff = difflib.unified_diff(
+            before, after, f"{start}/{relative}", f"{self.part.name}/{relative}"
+        )
+        print("".join(diff).rstrip("\n") or f"{relative}: unchanged")
+
+    def _app_path(self, relative: str) -> Path:
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:
+            raise ValueError(
+                f"{relative}: give a path inside the workspace, e.g. shelfwise/main.py"
+            )
+        if Path(relative).parts[0] not in APP_PATHS:
+            raise ValueError(f"{relative}: application files live under {', '.join(APP_PATHS)}")
+        return self.root / relative
+
+    def _start_text(self, relative: str) -> str:
+        if self.start is None or not (self.start / relative).is_file():
+            return ""
+        return (self.start / relative).read_text(encoding="utf-8")
+
+    def _change_summary(self, relative: str, text: str) -> str:
+        before = self._start_text(relative)
+        lines = len(text.splitlines())
+        if not before:
+            return f"new file, {_count(lines, 'line')}"
+        if before == text:
+            return f"unchanged since part {self.part.number - 1}"
+        added = removed = 0
+        for line in difflib.ndiff(before.splitlines(), text.splitlines()):
+            added += line.startswith("+ ")
+            removed += line.startswith("- ")
+        return f"changed since part {self.part.number - 1}: +{added} −{removed} lines"
+
+    # -- running tools -------------------------------------------------------------
+
+    def run(self, *command: str, quiet: bool = False) -> ToolRun:
+        """Run a command in the workspace and print what it printed (and a failing exit code).
+
+        Output is made machine-independent here: workspace paths become relative and
+        pytest's durations are dropped.
+        """
+        result = subprocess.run(
+            list(command),
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            env=self._tool_env(),
+            check=False,
+        )
+        output = (result.stdout + result.stderr).replace(str(self.root) + os.sep, "")
+        output = _PYTEST_DURATION.sub("", output).rstrip("\n")
+        if not quiet:
+            print(output)
+            if result.returncode:
+                print(f"[exit code {result.returncode}]")
+        return ToolRun(result.returncode, output)
+
+    def python(self, *args: str, quiet: bool = False) -> ToolRun:
+        """Run ``python -m …`` with this environment's interpreter, in the workspace."""
+        return self.run(sys.executable, *args, quiet=quiet)
+
+    def mypy(self, *paths: str) -> ToolRun:
+        """Type-check with mypy --strict, as CI does."""
+        return self.python(
+            "-m", "mypy", "--strict", "--no-color-output", "--no-error-summary", *paths
+        )
+
+    def lint_imports(self) -> ToolRun:
+        """Check the import contracts in ``.importlinter``."""
+        return self.python("-m", "importlinter.cli", "--no-cache", "--config", ".importlinter")
+
+    def pytest(self, *args: str, quiet: bool = False) -> TestRun:
+        """Run the workspace's tests (or the ones named) and print pytest's report."""
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "report.xml"
+            result = self.python(
+                "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no",
+                "-c", str(REPO_ROOT / "pyproject.toml"), "--rootdir", ".",
+                f"--junitxml={report}", "-o", "junit_family=xunit2",
+                *(args or ("tests",)),
+                quiet=quiet,
+            )  # fmt: skip
+            counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+            if report.exists():
+                suite = ET.parse(report).getroot()
+                suite = suite if suite.tag == "testsuite" else suite[0]
+                counts = {key: int(suite.get(key, "0")) for key in counts}
+        failed = counts["failures"] + counts["errors"]
+        passed = counts["tests"] - failed - counts["skipped"]
+        return TestRun(passed, failed, counts["skipped"], result.output)
+
+    def _tool_env(self) -> dict[str, str]:
+        # The workspace's package must win over the finished one installed in the venv.
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.root), env.get("PYTHONPATH")]))
+        env.pop(RECORD_ENV, None)
+        env.setdefault("MPLBACKEND", "Agg")
+        # Jupyter asks child processes for colour; stored outputs must be plain text.
+        for name in ("FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS"):
+            env.pop(name, None)
+        env["NO_COLOR"] = "1"
+        return env
+
+    # -- exercises and the end-of-part check ---------------------------------------
+
+    async def exercise(self, name: str, check: Callable[[], object | Awaitable[object]]) -> None:
+        """Run an exercise's check and say whether it is solved (never raises)."""
+        try:
+            result = check()
+            if inspect.isawaitable(result):
+                await result
+        except AssertionError as error:
+            print(f"Exercise {name}: not solved yet — {error}")
+        else:
+            print(f"Exercise {name}: solved ✔")
+
+    def check(self) -> None:
+        """The end-of-part check: the workspace equals the part's checkpoint and its tests pass."""
+        from workbook.checkpoints import record_checkpoint
+
+        run = self.pytest(quiet=True)
+        if not run.ok:
+            print(run.output)
+            raise AssertionError(f"{self.part.name}: {run.failed} tests failed")
+        expected = checkpoint_dir(self.part.number)
+        assert expected is not None
+        if os.environ.get(RECORD_ENV):
+            record_checkpoint(self.root, expected)
+        problems = diff_trees(app_files(expected), app_files(self.root), self.part.name)
+        if problems:
+            where = "the repository root" if expected == REPO_ROOT else _display(expected)
+            raise AssertionError(
+                f"your workspace does not match checkpoint {self.part.name} ({where}):\n"
+                + "\n".join(problems)
+            )
+        files = len(app_files(self.root))
+        print(
+            f"✔ workspace matches checkpoint {self.part.name} ({files} files); "
+            f"{_count(run.passed, 'test')} passed"
+        )
+
+
+def start_part(number: int, *, keep: bool = False) -> Workspace:
+    """Prepare the workspace for part ``number`` and make it the current directory.
+
+    The workspace starts as a copy of checkpoint ``number - 1`` (empty for part 1) in
+    ``.workspaces/part-NN``. An existing workspace is replaced unless ``keep=True``, so a
+    part always starts from the reference state, not from an earlier attempt.
+    """
+    part = get_part(number)
+    root = WORKSPACES_DIR / part.name
+    if root.exists() and not keep:
+        shutil.rmtree(root)
+    if not root.exists():
+        root.mkdir(parents=True)
+        for relative, source in app_files(checkpoint_dir(number - 1)).items():
+            target = root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+    workspace = Workspace(number, root)
+    os.chdir(root)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    unload_app_modules()
+    _register_magics(workspace)
+    start = "an empty workspace" if number == 1 else f"checkpoint part-{number - 1:02d}"
+    print(
+        f"Part {number}: workspace {_display(root)} "
+        f"(from {start}, {len(app_files(root))} files) is the current directory"
+    )
+    return workspace
+
+
+def _register_magics(workspace: Workspace) -> None:
+    try:
+        from IPython.core.getipython import get_ipython
+    except ImportError:
+        return
+    shell: Any = get_ipython()
+    if shell is None:
+        return
+
+    def code(line: str, cell: str) -> None:
+        """%%code PATH [--diff]: write the cell into the workspace file PATH."""
+        args = shlex.split(line)
+        show_diff = "--diff" in args
+        paths = [arg for arg in args if arg != "--diff"]
+        if len(paths) != 1:
+            raise ValueError("usage: %%code PATH [--diff]")
+        workspace.write(paths[0], cell, show_diff=show_diff)
+
+    shell.register_magic_function(code, magic_kind="cell", magic_name="code")
