@@ -1,1 +1,1 @@
-"""ShelfWise."""
+"""ShelfWise: a catalog, inventory and orders backend for bookstores and their suppliers."""

@@ -1,1 +1,1 @@
-"""Tests for shelfwise."""
+"""ShelfWise tests. The package tree mirrors ``shelfwise/``."""

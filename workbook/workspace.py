@@ -30,6 +30,9 @@ from workbook.parts import (
 # instead of comparing against it.
 RECORD_ENV = "WORKBOOK_RECORD"
 
+# Throw-away files a notebook writes to demonstrate something; never part of a checkpoint.
+SCRATCH_DIR = "scratch"
+
 # Modules that the workspace provides; they are re-imported after every change.
 APP_MODULES = ("shelfwise", "tests")
 
@@ -38,6 +41,12 @@ _PYTEST_DURATION = re.compile(r" in \d+(?:\.\d+)?s(?: \([0-9:]+\))?")
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _report(output: str, returncode: int) -> None:
+    print(output)
+    if returncode:
+        print(f"[exit code {returncode}]")
 
 
 def _display(path: Path) -> str:
@@ -153,8 +162,11 @@ class Workspace:
             raise ValueError(
                 f"{relative}: give a path inside the workspace, e.g. shelfwise/main.py"
             )
-        if Path(relative).parts[0] not in APP_PATHS:
-            raise ValueError(f"{relative}: application files live under {', '.join(APP_PATHS)}")
+        if Path(relative).parts[0] not in (*APP_PATHS, SCRATCH_DIR):
+            raise ValueError(
+                f"{relative}: application files live under {', '.join(APP_PATHS)}; "
+                f"throw-away files under {SCRATCH_DIR}/"
+            )
         return self.root / relative
 
     def _start_text(self, relative: str) -> str:
@@ -194,9 +206,7 @@ class Workspace:
         output = (result.stdout + result.stderr).replace(str(self.root) + os.sep, "")
         output = _PYTEST_DURATION.sub("", output).rstrip("\n")
         if not quiet:
-            print(output)
-            if result.returncode:
-                print(f"[exit code {result.returncode}]")
+            _report(output, result.returncode)
         return ToolRun(result.returncode, output)
 
     def python(self, *args: str, quiet: bool = False) -> ToolRun:
@@ -205,13 +215,20 @@ class Workspace:
 
     def mypy(self, *paths: str) -> ToolRun:
         """Type-check with mypy --strict, as CI does."""
-        return self.python(
-            "-m", "mypy", "--strict", "--no-color-output", "--no-error-summary", *paths
-        )
+        result = self.python(
+            "-m", "mypy", "--strict", "--no-color-output", "--no-error-summary", *paths,
+            quiet=True,
+        )  # fmt: skip
+        _report(result.output or "mypy --strict: no issues found", result.returncode)
+        return result
 
     def lint_imports(self) -> ToolRun:
         """Check the import contracts in ``.importlinter``."""
-        return self.python("-m", "importlinter.cli", "--no-cache", "--config", ".importlinter")
+        lint_imports = Path(sys.executable).with_name("lint-imports")
+        result = self.run(str(lint_imports), "--no-cache", ".importlinter", quiet=True)
+        # Skip import-linter's banner: the report starts at "Analyzed N files".
+        _report(result.output[result.output.find("Analyzed") :].strip(), result.returncode)
+        return result
 
     def pytest(self, *args: str, quiet: bool = False) -> TestRun:
         """Run the workspace's tests (or the ones named) and print pytest's report."""

@@ -117,6 +117,8 @@ def test_writes_stay_inside_the_application(capsys: pytest.CaptureFixture[str]) 
     for bad in ("../escape.py", "/tmp/x.py", "notes.txt"):
         with pytest.raises(ValueError):
             workspace.write(bad, "x = 1")
+    workspace.write("scratch/demo.py", "x = 1")
+    assert "scratch/demo.py" not in app_files(workspace.root)
     workspace.write("shelfwise/extra.py", "x = 1\n\n\n")
     assert (workspace.root / "shelfwise/extra.py").read_text() == "x = 1\n"
     assert capsys.readouterr().out.endswith("✎ shelfwise/extra.py — new file, 1 line\n")

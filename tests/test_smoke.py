@@ -1,5 +1,0 @@
-import shelfwise
-
-
-def test_package_imports() -> None:
-    assert shelfwise.__doc__ == "ShelfWise."
