@@ -7,7 +7,15 @@ import shutil
 import time
 from pathlib import Path
 
-from workbook.parts import APP_PATHS, CHECKPOINTS_DIR, REPO_ROOT, Part, all_parts, app_files
+from workbook.parts import (
+    APP_PATHS,
+    CHECKPOINTS_DIR,
+    REPO_ROOT,
+    Part,
+    all_parts,
+    app_files,
+    checkpoint_dir,
+)
 
 
 def record_checkpoint(workspace: Path, target: Path) -> None:
@@ -48,6 +56,9 @@ def execute_notebook(part: Part) -> None:
 def record(first: int = 1) -> None:
     """Execute parts ``first``… in order; each end-of-part check stores its checkpoint."""
     parts = all_parts()
+    start = checkpoint_dir(first - 1)
+    if start is not None and not start.is_dir():
+        raise SystemExit(f"checkpoint part-{first - 1:02d} is missing: record from an earlier part")
     os.environ["WORKBOOK_RECORD"] = "1"
     for part in parts[first - 1 :]:
         started = time.monotonic()

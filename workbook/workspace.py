@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import os
 import re
@@ -66,6 +67,8 @@ def unload_app_modules() -> None:
     for name in list(sys.modules):
         if name.split(".")[0] in APP_MODULES:
             del sys.modules[name]
+    # Import's directory listings are cached; a file written a moment ago may be missing.
+    importlib.invalidate_caches()
     if "sqlalchemy.orm" in sys.modules:
         from sqlalchemy.orm import clear_mappers
 
@@ -309,25 +312,31 @@ def start_part(number: int, *, keep: bool = False) -> Workspace:
     part always starts from the reference state, not from an earlier attempt.
     """
     part = get_part(number)
+    start = checkpoint_dir(number - 1)
+    if start is not None and not start.is_dir():
+        raise FileNotFoundError(
+            f"checkpoint part-{number - 1:02d} has not been generated yet: run `make checkpoints`"
+        )
     root = WORKSPACES_DIR / part.name
     if root.exists() and not keep:
         shutil.rmtree(root)
     if not root.exists():
         root.mkdir(parents=True)
-        for relative, source in app_files(checkpoint_dir(number - 1)).items():
+        for relative, source in app_files(start).items():
             target = root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
+    (root / SCRATCH_DIR).mkdir(exist_ok=True)
     workspace = Workspace(number, root)
     os.chdir(root)
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     unload_app_modules()
     _register_magics(workspace)
-    start = "an empty workspace" if number == 1 else f"checkpoint part-{number - 1:02d}"
+    origin = "an empty workspace" if start is None else f"checkpoint part-{number - 1:02d}"
     print(
         f"Part {number}: workspace {_display(root)} "
-        f"(from {start}, {len(app_files(root))} files) is the current directory"
+        f"(from {origin}, {len(app_files(root))} files) is the current directory"
     )
     return workspace
 

@@ -2,7 +2,7 @@
 
 from typing import ClassVar
 
-from shelfwise.platform.errors import NotFoundError
+from shelfwise.platform.errors import ConflictError, NotFoundError
 
 
 class BookNotFoundError(NotFoundError):
@@ -13,3 +13,13 @@ class BookNotFoundError(NotFoundError):
     def __init__(self, book_id: int) -> None:
         super().__init__(f"Book {book_id} does not exist.")
         self.book_id = book_id
+
+
+class DuplicateIsbnError(ConflictError):
+    """Another book already has this ISBN."""
+
+    code: ClassVar[str] = "duplicate_isbn"
+
+    def __init__(self, isbn: str) -> None:
+        super().__init__(f"A book with ISBN {isbn} already exists.")
+        self.isbn = isbn

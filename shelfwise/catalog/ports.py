@@ -5,17 +5,17 @@ SQL adapters and the in-memory fakes used in tests are therefore unrelated class
 checks that both fit.
 """
 
-from collections.abc import Sequence
 from typing import Protocol
 
 from shelfwise.catalog.models import Author, Book
+from shelfwise.platform.pagination import Page
 
 
 class BookRepository(Protocol):
     """Stores and finds books."""
 
     async def get(self, book_id: int) -> Book | None:
-        """Return the book with this id, or ``None``."""
+        """Return the book with this id and its author loaded, or ``None``."""
         ...
 
     async def get_by_isbn(self, isbn: str) -> Book | None:
@@ -23,19 +23,21 @@ class BookRepository(Protocol):
         ...
 
     async def add(self, book: Book) -> Book:
-        """Store a new book and return it with its id assigned."""
+        """Store a new book and return it with its id assigned.
+
+        Raises ``DuplicateIsbnError`` if another book already has the same ISBN.
+        """
         ...
 
-    async def list(self, limit: int, offset: int) -> Sequence[Book]:
-        """Return at most ``limit`` books ordered by id, skipping the first ``offset``."""
+    async def list(self, limit: int, offset: int) -> Page[Book]:
+        """Return one page of books, ordered by id, with their authors loaded."""
         ...
 
-    async def count(self) -> int:
-        """Return how many books are stored."""
-        ...
+    async def search(self, query: str, limit: int, offset: int) -> Page[Book]:
+        """Return one page of books whose title or author name contains ``query``, ignoring case.
 
-    async def search(self, query: str, limit: int, offset: int) -> Sequence[Book]:
-        """Return books whose title or author name contains ``query``, ignoring case."""
+        Ordered by id, with their authors loaded.
+        """
         ...
 
 
@@ -50,10 +52,6 @@ class AuthorRepository(Protocol):
         """Store a new author and return it with its id assigned."""
         ...
 
-    async def list(self, limit: int, offset: int) -> Sequence[Author]:
-        """Return at most ``limit`` authors ordered by id, skipping the first ``offset``."""
-        ...
-
-    async def count(self) -> int:
-        """Return how many authors are stored."""
+    async def list(self, limit: int, offset: int) -> Page[Author]:
+        """Return one page of authors, ordered by id."""
         ...

@@ -1,10 +1,9 @@
 """Catalog use cases. They depend on the ports, never on a concrete storage technology."""
 
-from collections.abc import Sequence
-
 from shelfwise.catalog.errors import BookNotFoundError
 from shelfwise.catalog.models import Book
 from shelfwise.catalog.ports import BookRepository
+from shelfwise.platform.pagination import Page
 
 
 class BookService:
@@ -20,6 +19,6 @@ class BookService:
             raise BookNotFoundError(book_id)
         return book
 
-    async def list_books(self, limit: int = 20, offset: int = 0) -> Sequence[Book]:
+    async def list_books(self, limit: int = 20, offset: int = 0) -> Page[Book]:
         """Return one page of books ordered by id."""
         return await self._books.list(limit=limit, offset=offset)

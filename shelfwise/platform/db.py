@@ -1,7 +1,14 @@
 """Persistence plumbing shared by every feature."""
 
-from sqlalchemy import MetaData
+from typing import TypeVar
+
+from sqlalchemy import MetaData, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
+
+from shelfwise.platform.pagination import Page, ensure_valid_window
+
+T = TypeVar("T")
 
 # Deterministic constraint names, so migrations (and error messages) can refer to a constraint
 # by a name we chose rather than one the database invented.
@@ -18,3 +25,15 @@ class Base(DeclarativeBase):
     """Base class of every ORM model; its metadata describes the whole schema."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+async def fetch_page(session: AsyncSession, matches: Select[T], limit: int, offset: int) -> Page[T]:
+    """Run ``matches`` (filters, ordering and loader options included) for one page of results.
+
+    The total is counted over the same statement, so it always agrees with the items.
+    """
+    ensure_valid_window(limit, offset)
+    matching = matches.order_by(None).subquery()
+    total = await session.scalar(select(func.count()).select_from(matching))
+    items = await session.scalars(matches.limit(limit).offset(offset))
+    return Page(items=items.all(), total=total or 0, limit=limit, offset=offset)

@@ -5,9 +5,20 @@ the ``_conforms_*`` functions at the bottom make mypy prove it.
 """
 
 from collections.abc import Sequence
+from typing import TypeVar
 
+from shelfwise.catalog.errors import DuplicateIsbnError
 from shelfwise.catalog.models import Author, Book
 from shelfwise.catalog.ports import AuthorRepository, BookRepository
+from shelfwise.platform.pagination import Page
+
+T = TypeVar("T")
+
+
+def page_of(ordered: Sequence[T], limit: int, offset: int) -> Page[T]:
+    """Slice an already-ordered sequence the way the SQL adapters page a query."""
+    window = ordered[offset : offset + limit]
+    return Page(items=window, total=len(ordered), limit=limit, offset=offset)
 
 
 class InMemoryAuthorRepository:
@@ -24,11 +35,8 @@ class InMemoryAuthorRepository:
         self._authors[author.id] = author
         return author
 
-    async def list(self, limit: int, offset: int) -> Sequence[Author]:
-        return sorted(self._authors.values(), key=lambda a: a.id)[offset : offset + limit]
-
-    async def count(self) -> int:
-        return len(self._authors)
+    async def list(self, limit: int, offset: int) -> Page[Author]:
+        return page_of(sorted(self._authors.values(), key=lambda a: a.id), limit, offset)
 
 
 class InMemoryBookRepository:
@@ -49,24 +57,24 @@ class InMemoryBookRepository:
         return next((b for b in self._books.values() if b.isbn == isbn), None)
 
     async def add(self, book: Book) -> Book:
+        # Mirrors the unique constraint the SQL adapter relies on.
+        if await self.get_by_isbn(book.isbn) is not None:
+            raise DuplicateIsbnError(book.isbn)
         book.id = len(self._books) + 1
         self._books[book.id] = book
         return book
 
-    async def list(self, limit: int, offset: int) -> Sequence[Book]:
-        return self._ordered()[offset : offset + limit]
+    async def list(self, limit: int, offset: int) -> Page[Book]:
+        return page_of(self._ordered(), limit, offset)
 
-    async def count(self) -> int:
-        return len(self._books)
-
-    async def search(self, query: str, limit: int, offset: int) -> Sequence[Book]:
+    async def search(self, query: str, limit: int, offset: int) -> Page[Book]:
         needle = query.casefold()
         matches = [
             book
             for book in self._ordered()
             if needle in book.title.casefold() or needle in await self._author_name(book)
         ]
-        return matches[offset : offset + limit]
+        return page_of(matches, limit, offset)
 
     def _ordered(self) -> Sequence[Book]:
         return sorted(self._books.values(), key=lambda b: b.id)

@@ -52,10 +52,14 @@ async def test_list_books_returns_the_requested_page_in_id_order() -> None:
 
     page = await BookService(books).list_books(limit=2, offset=1)
 
-    assert [book.title for book in page] == ["Two", "Three"]
+    assert [book.title for book in page.items] == ["Two", "Three"]
+    assert (page.total, page.limit, page.offset) == (5, 2, 1)
 
 
-async def test_list_books_past_the_end_is_empty() -> None:
+async def test_list_books_past_the_end_is_empty_but_keeps_the_total() -> None:
     books = await _catalog_with_books("One")
 
-    assert await BookService(books).list_books(limit=10, offset=5) == []
+    page = await BookService(books).list_books(limit=10, offset=5)
+
+    assert page.items == []
+    assert page.total == 1
