@@ -2,7 +2,7 @@
 
 from typing import ClassVar
 
-from shelfwise.platform.errors import ConflictError, NotFoundError
+from shelfwise.platform.errors import ConflictError, InvalidInputError, NotFoundError
 
 
 class BookNotFoundError(NotFoundError):
@@ -15,6 +15,16 @@ class BookNotFoundError(NotFoundError):
         self.book_id = book_id
 
 
+class AuthorNotFoundError(NotFoundError):
+    """No author has the requested id."""
+
+    code: ClassVar[str] = "author_not_found"
+
+    def __init__(self, author_id: int) -> None:
+        super().__init__(f"Author {author_id} does not exist.")
+        self.author_id = author_id
+
+
 class DuplicateIsbnError(ConflictError):
     """Another book already has this ISBN."""
 
@@ -23,3 +33,15 @@ class DuplicateIsbnError(ConflictError):
     def __init__(self, isbn: str) -> None:
         super().__init__(f"A book with ISBN {isbn} already exists.")
         self.isbn = isbn
+
+
+class InvalidIsbnError(InvalidInputError):
+    """A string is not a valid ISBN-10 or ISBN-13; ``detail`` says why."""
+
+    code: ClassVar[str] = "invalid_isbn"
+
+
+class PriceOutOfRangeError(InvalidInputError):
+    """A list price is outside the range the catalog accepts."""
+
+    code: ClassVar[str] = "price_out_of_range"

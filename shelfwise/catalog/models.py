@@ -6,6 +6,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shelfwise.platform.db import Base
+from shelfwise.platform.money import Money
 
 
 class Author(Base):
@@ -45,3 +46,8 @@ class Book(Base):
     publication_year: Mapped[int | None]
 
     author: Mapped[Author] = relationship(lazy="raise")
+
+    @property
+    def price(self) -> Money:
+        """The list price as ``Money``."""
+        return Money(self.price_amount, self.price_currency)

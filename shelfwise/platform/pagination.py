@@ -8,6 +8,7 @@ from shelfwise.platform.errors import InvalidInputError
 
 # The largest page a client may ask for; it bounds the work a single request can cause.
 MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
 
 T = TypeVar("T")
 

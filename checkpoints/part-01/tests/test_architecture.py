@@ -19,7 +19,7 @@ EXPECTED_CONTRACTS = (
 
 def test_import_contracts_are_kept() -> None:
     result = subprocess.run(
-        [str(LINT_IMPORTS), "--config", ".importlinter", "--no-cache"],
+        [str(LINT_IMPORTS), ".importlinter", "--no-cache"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
