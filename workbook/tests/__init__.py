@@ -1,0 +1,1 @@
+"""Tests of the workbook machinery and of the documentation site."""
