@@ -135,3 +135,15 @@ def test_workspace_reports_changes_against_the_part_start(
     name, source = next(iter(start.items()))
     workspace.write(name, source.read_text(encoding="utf-8") + "# more\n")
     assert capsys.readouterr().out == f"✎ {name} — changed since part 1: +1 −0 lines\n"
+
+
+def test_record_refuses_a_part_that_does_not_exist(capsys: pytest.CaptureFixture[str]) -> None:
+    from workbook.__main__ import main
+
+    assert main(["record", "--from", "99"]) == 2
+    assert capsys.readouterr().err.startswith("python -m workbook: --from must be between 1 and")
+
+
+def test_start_part_names_the_parts_that_exist() -> None:
+    with pytest.raises(ValueError, match=r"there is no part 99; parts are 1–\d+"):
+        start_part(99)
