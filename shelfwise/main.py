@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from shelfwise.catalog.router import create_router as create_catalog_router
 from shelfwise.inventory.router import create_router as create_inventory_router
 from shelfwise.orders.router import create_router as create_orders_router
-from shelfwise.platform.db import create_engine, create_schema, create_session_factory
+from shelfwise.platform.db import Database
 from shelfwise.platform.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
 from shelfwise.platform.settings import Settings
 
@@ -39,17 +39,19 @@ async def domain_error_response(request: Request, error: Exception) -> JSONRespo
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the database when the app starts and release it when the app stops."""
+    """Create the process's resources when the app starts and release them when it stops.
+
+    They live on ``app.state``, never in module globals, so every app has its own.
+    """
     settings: Settings = app.state.settings
-    engine = create_engine(settings.database_url)
+    database = Database.connect(settings.database_url)
     try:
         # Until migrations arrive, the schema comes straight from the models.
-        await create_schema(engine)
-        app.state.engine = engine
-        app.state.session_factory = create_session_factory(engine)
+        await database.create_schema()
+        app.state.database = database
         yield
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

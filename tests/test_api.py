@@ -1,7 +1,5 @@
 """End-to-end: the HTTP API over a real SQLite file, with the app's own lifespan."""
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,28 +8,11 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from shelfwise.catalog.models import Book
-from shelfwise.main import create_app
-from shelfwise.platform.settings import Settings
-
-
-@pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    """A started app (engine created, schema in place) on a database file of its own."""
-    app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'api.db'}"))
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client
 
 
 async def count_books_in_database(app: FastAPI) -> int:
     """Ask the database directly, bypassing the API under test."""
-    async with app.state.session_factory() as session:
+    async with app.state.database.session_factory() as session:
         count: int = await session.scalar(select(func.count()).select_from(Book))
         return count
 
@@ -272,3 +253,80 @@ async def test_a_quote_beyond_the_stock_is_409(client: httpx.AsyncClient) -> Non
         "code": "insufficient_stock",
         "detail": f"Book {book_id}: 4 copies requested but only 3 available.",
     }
+
+
+async def stock_of(client: httpx.AsyncClient, book_id: int) -> int:
+    quantity: int = (await client.get(f"/books/{book_id}/stock")).json()["quantity"]
+    return quantity
+
+
+async def test_an_order_is_placed_stored_and_takes_the_stock(client: httpx.AsyncClient) -> None:
+    author_id = await create_author(client)
+    earthsea = await create_book(client, author_id, isbn="9780306406157")
+    kindred = await create_book(
+        client,
+        author_id,
+        isbn="9780807083697",
+        title="Kindred",
+        price={"amount": "8.99", "currency": "USD"},
+    )
+    for book_id in (earthsea, kindred):
+        await client.put(f"/books/{book_id}/stock", json={"quantity": 20})
+
+    placed = await client.post(
+        "/orders",
+        json={"lines": [{"book_id": earthsea, "quantity": 6}, {"book_id": kindred, "quantity": 4}]},
+    )
+    fetched = await client.get(f"/orders/{placed.json()['id']}")
+
+    expected = {
+        "id": 1,
+        "status": "placed",
+        "items": [
+            {
+                "book_id": earthsea,
+                "quantity": 6,
+                "unit_price": {"amount": "12.50", "currency": "USD"},
+                "line_total": {"amount": "75.00", "currency": "USD"},
+            },
+            {
+                "book_id": kindred,
+                "quantity": 4,
+                "unit_price": {"amount": "8.99", "currency": "USD"},
+                "line_total": {"amount": "35.96", "currency": "USD"},
+            },
+        ],
+        "discount_percent": "5.00",
+        "total": {"amount": "105.41", "currency": "USD"},
+    }
+    assert placed.status_code == 201
+    assert placed.json() == expected
+    assert fetched.json() == expected
+    assert (await stock_of(client, earthsea), await stock_of(client, kindred)) == (14, 16)
+
+
+async def test_an_order_beyond_the_stock_is_409_and_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    author_id = await create_author(client)
+    earthsea = await create_book(client, author_id, isbn="9780306406157")
+    kindred = await create_book(client, author_id, isbn="9780807083697", title="Kindred")
+    await client.put(f"/books/{earthsea}/stock", json={"quantity": 5})
+    await client.put(f"/books/{kindred}/stock", json={"quantity": 1})
+
+    response = await client.post(
+        "/orders",
+        json={"lines": [{"book_id": earthsea, "quantity": 5}, {"book_id": kindred, "quantity": 2}]},
+    )
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "insufficient_stock"
+    assert (await stock_of(client, earthsea), await stock_of(client, kindred)) == (5, 1)
+    assert (await client.get("/orders/1")).status_code == 404
+
+
+async def test_an_unknown_order_is_404_with_a_code(client: httpx.AsyncClient) -> None:
+    response = await client.get("/orders/7")
+
+    assert response.status_code == 404
+    assert response.json() == {"code": "order_not_found", "detail": "Order 7 does not exist."}

@@ -44,6 +44,16 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
+def _unload_after_change(relative: str) -> None:
+    # Tests import the package, never the other way round: a changed test module leaves the
+    # package (and names a notebook imported from it) valid.
+    top = Path(relative).parts[0]
+    if top == "shelfwise":
+        unload_app_modules()
+    elif top == "tests":
+        unload_app_modules(("tests",))
+
+
 def _report(output: str, returncode: int) -> None:
     print(output)
     if returncode:
@@ -58,18 +68,18 @@ def _display(path: Path) -> str:
         return path.as_posix()
 
 
-def unload_app_modules() -> None:
-    """Forget the imported application so the next import reads the files again.
+def unload_app_modules(packages: tuple[str, ...] = APP_MODULES) -> None:
+    """Forget imported application modules so the next import reads the files again.
 
     SQLAlchemy keeps every mapped class in its registry; a re-imported ``models`` module
     would declare the same tables a second time, so the old mappers are cleared too.
     """
     for name in list(sys.modules):
-        if name.split(".")[0] in APP_MODULES:
+        if name.split(".")[0] in packages:
             del sys.modules[name]
     # Import's directory listings are cached; a file written a moment ago may be missing.
     importlib.invalidate_caches()
-    if "sqlalchemy.orm" in sys.modules:
+    if "shelfwise" in packages and "sqlalchemy.orm" in sys.modules:
         from sqlalchemy.orm import clear_mappers
 
         clear_mappers()
@@ -135,7 +145,7 @@ class Workspace:
         text = text.rstrip("\n") + "\n"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-        unload_app_modules()
+        _unload_after_change(relative)
         print(f"✎ {relative} — {self._change_summary(relative, text)}")
         if show_diff:
             self.show_diff(relative)
@@ -147,7 +157,7 @@ class Workspace:
             shutil.rmtree(path)
         else:
             path.unlink()
-        unload_app_modules()
+        _unload_after_change(relative)
         print(f"✗ {relative} — removed")
 
     def show_diff(self, relative: str) -> None:

@@ -2,34 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Query, status
 
-from shelfwise.catalog.repository import SqlAuthorRepository, SqlBookRepository
+from shelfwise.catalog.dependencies import AuthorServiceDep, BookServiceDep
 from shelfwise.catalog.schemas import AuthorCreate, AuthorRead, BookCreate, BookRead
-from shelfwise.catalog.service import AuthorService, BookService, NewBook
-from shelfwise.platform.db import SessionDep
+from shelfwise.catalog.service import NewBook
 from shelfwise.platform.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shelfwise.platform.schemas import PageModel
-from shelfwise.platform.unit_of_work import SqlUnitOfWork
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 Offset = Annotated[int, Query(ge=0)]
-
-
-def book_service(session: SessionDep) -> BookService:
-    """Dependency: a BookService working in the request's session."""
-    return BookService(
-        SqlBookRepository(session), SqlAuthorRepository(session), SqlUnitOfWork(session)
-    )
-
-
-def author_service(session: SessionDep) -> AuthorService:
-    """Dependency: an AuthorService working in the request's session."""
-    return AuthorService(SqlAuthorRepository(session), SqlUnitOfWork(session))
-
-
-BookServiceDep = Annotated[BookService, Depends(book_service)]
-AuthorServiceDep = Annotated[AuthorService, Depends(author_service)]
 
 
 async def create_author(body: AuthorCreate, authors: AuthorServiceDep) -> AuthorRead:

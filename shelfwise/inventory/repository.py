@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shelfwise.inventory.models import Stock
@@ -28,6 +28,17 @@ class SqlStockRepository:
         else:
             stock.quantity = quantity
         await self._session.flush()  # surface constraint violations here, not at commit
+
+    async def decrement_if_available(self, book_id: int, quantity: int) -> bool:
+        # One conditional UPDATE instead of read-then-write: the database checks and changes the
+        # row under its own row lock, so no other transaction can slip in between.
+        remaining = await self._session.scalar(
+            update(Stock)
+            .where(Stock.book_id == book_id, Stock.quantity >= quantity)
+            .values(quantity=Stock.quantity - quantity)
+            .returning(Stock.quantity)
+        )
+        return remaining is not None
 
 
 if TYPE_CHECKING:

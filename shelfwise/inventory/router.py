@@ -1,25 +1,9 @@
 """HTTP endpoints of the inventory."""
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
-from shelfwise.catalog.repository import SqlBookRepository
-from shelfwise.inventory.repository import SqlStockRepository
+from shelfwise.inventory.dependencies import InventoryServiceDep
 from shelfwise.inventory.schemas import StockRead, StockUpdate
-from shelfwise.inventory.service import InventoryService
-from shelfwise.platform.db import SessionDep
-from shelfwise.platform.unit_of_work import SqlUnitOfWork
-
-
-def inventory_service(session: SessionDep) -> InventoryService:
-    """Dependency: an InventoryService working in the request's session."""
-    return InventoryService(
-        SqlBookRepository(session), SqlStockRepository(session), SqlUnitOfWork(session)
-    )
-
-
-InventoryServiceDep = Annotated[InventoryService, Depends(inventory_service)]
 
 
 async def set_stock(book_id: int, body: StockUpdate, inventory: InventoryServiceDep) -> StockRead:

@@ -1,22 +1,10 @@
 """HTTP endpoints of the orders feature."""
 
-from typing import Annotated
+from fastapi import APIRouter, status
 
-from fastapi import APIRouter, Depends
-
-from shelfwise.catalog.repository import SqlBookRepository
-from shelfwise.inventory.repository import SqlStockRepository
-from shelfwise.orders.schemas import QuoteRead, QuoteRequest
-from shelfwise.orders.service import OrderService, QuoteLine
-from shelfwise.platform.db import SessionDep
-
-
-def order_service(session: SessionDep) -> OrderService:
-    """Dependency: an OrderService reading through the request's session."""
-    return OrderService(SqlBookRepository(session), SqlStockRepository(session))
-
-
-OrderServiceDep = Annotated[OrderService, Depends(order_service)]
+from shelfwise.orders.dependencies import OrderServiceDep
+from shelfwise.orders.schemas import OrderCreate, OrderRead, QuoteRead, QuoteRequest
+from shelfwise.orders.service import QuoteLine
 
 
 async def quote(body: QuoteRequest, orders: OrderServiceDep) -> QuoteRead:
@@ -25,8 +13,23 @@ async def quote(body: QuoteRequest, orders: OrderServiceDep) -> QuoteRead:
     return QuoteRead.from_quote(await orders.quote(lines))
 
 
+async def place_order(body: OrderCreate, orders: OrderServiceDep) -> OrderRead:
+    """Place an order: priced like a quote, with the copies taken off the stock."""
+    lines = [QuoteLine(book_id=line.book_id, quantity=line.quantity) for line in body.lines]
+    return OrderRead.from_order(await orders.place_order(lines))
+
+
+async def get_order(order_id: int, orders: OrderServiceDep) -> OrderRead:
+    """Return one order with its items."""
+    return OrderRead.from_order(await orders.get_order(order_id))
+
+
 def create_router() -> APIRouter:
     """The orders routes, on a new router for each app."""
     router = APIRouter(tags=["orders"])
     router.add_api_route("/orders/quote", quote, methods=["POST"])
+    router.add_api_route(
+        "/orders", place_order, methods=["POST"], status_code=status.HTTP_201_CREATED
+    )
+    router.add_api_route("/orders/{order_id}", get_order, methods=["GET"])
     return router

@@ -5,6 +5,7 @@ from typing import Self
 
 from pydantic import BaseModel
 
+from shelfwise.orders.models import Order, OrderItem, OrderStatus
 from shelfwise.orders.service import PricedLine, Quote
 from shelfwise.platform.schemas import MoneyModel
 
@@ -18,6 +19,12 @@ class QuoteLineRequest(BaseModel):
 
 class QuoteRequest(BaseModel):
     """Body of ``POST /orders/quote``."""
+
+    lines: list[QuoteLineRequest]
+
+
+class OrderCreate(BaseModel):
+    """Body of ``POST /orders``: the same lines a quote takes."""
 
     lines: list[QuoteLineRequest]
 
@@ -61,4 +68,44 @@ class QuoteRead(BaseModel):
             discount_percent=quote.discount_percent,
             discount=MoneyModel.from_money(quote.discount),
             total=MoneyModel.from_money(quote.total),
+        )
+
+
+class OrderItemRead(BaseModel):
+    """One line of a placed order."""
+
+    book_id: int
+    quantity: int
+    unit_price: MoneyModel
+    line_total: MoneyModel
+
+    @classmethod
+    def from_item(cls, item: OrderItem) -> Self:
+        """The JSON form of ``item``."""
+        return cls(
+            book_id=item.book_id,
+            quantity=item.quantity,
+            unit_price=MoneyModel.from_money(item.unit_price),
+            line_total=MoneyModel.from_money(item.line_total),
+        )
+
+
+class OrderRead(BaseModel):
+    """An order as the API returns it."""
+
+    id: int
+    status: OrderStatus
+    items: list[OrderItemRead]
+    discount_percent: Decimal
+    total: MoneyModel
+
+    @classmethod
+    def from_order(cls, order: Order) -> Self:
+        """The JSON form of ``order``, whose items must be loaded."""
+        return cls(
+            id=order.id,
+            status=order.status,
+            items=[OrderItemRead.from_item(item) for item in order.items],
+            discount_percent=order.discount_percent,
+            total=MoneyModel.from_money(order.total),
         )

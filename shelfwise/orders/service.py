@@ -1,4 +1,4 @@
-"""Order use cases. For now only quoting; placing orders arrives in a later part."""
+"""Order use cases: pricing a basket (a quote) and placing an order."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,8 +10,13 @@ from shelfwise.catalog.ports import BookRepository
 from shelfwise.inventory.errors import InsufficientStockError, InvalidQuantityError
 from shelfwise.inventory.ports import StockRepository
 from shelfwise.orders.discounts import bulk_discount_percent
-from shelfwise.orders.errors import InvalidQuoteError
+from shelfwise.orders.errors import InvalidQuoteError, OrderNotFoundError
+from shelfwise.orders.models import Order, OrderItem, OrderStatus
+from shelfwise.orders.ports import OrderRepository
 from shelfwise.platform.money import Money
+from shelfwise.platform.unit_of_work import UnitOfWork
+
+PERCENT_PLACES = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -45,14 +50,23 @@ class Quote:
 
 
 class OrderService:
-    """Prices baskets of books.
+    """Prices baskets of books and places orders for them.
 
-    Quoting only reads, so it needs no unit of work.
+    Quoting only reads, so it needs no unit of work; placing an order writes stock and the order
+    in one.
     """
 
-    def __init__(self, books: BookRepository, stock: StockRepository) -> None:
+    def __init__(
+        self,
+        books: BookRepository,
+        stock: StockRepository,
+        orders: OrderRepository,
+        uow: UnitOfWork,
+    ) -> None:
         self._books = books
         self._stock = stock
+        self._orders = orders
+        self._uow = uow
 
     async def quote(self, lines: Sequence[QuoteLine]) -> Quote:
         """Price ``lines`` at list price, apply the bulk discount, and check stock.
@@ -73,6 +87,33 @@ class OrderService:
             total=total,
         )
 
+    async def place_order(self, lines: Sequence[QuoteLine]) -> Order:
+        """Order ``lines``: price them exactly as ``quote`` does, take the copies off the stock
+        and store the order, all in one unit of work.
+
+        Raises what ``quote`` raises. If any line lacks stock, even because another order took the
+        copies a moment ago, nothing is stored and no stock changes.
+        """
+        async with self._uow:
+            quote = await self.quote(lines)
+            # The quote checked stock, for a clear error; the conditional decrement is what
+            # guarantees it under concurrency. Taking books in id order means two orders for the
+            # same books lock their stock rows in the same order and cannot deadlock.
+            for line in sorted(quote.lines, key=lambda line: line.book_id):
+                if not await self._stock.decrement_if_available(line.book_id, line.quantity):
+                    available = await self._stock.quantity(line.book_id)
+                    raise InsufficientStockError(line.book_id, line.quantity, available)
+            order = await self._orders.add(_order_from(quote))
+            await self._uow.commit()
+        return order
+
+    async def get_order(self, order_id: int) -> Order:
+        """Return the order with this id and its items, or raise ``OrderNotFoundError``."""
+        order = await self._orders.get(order_id)
+        if order is None:
+            raise OrderNotFoundError(order_id)
+        return order
+
     async def _price(self, line: QuoteLine) -> PricedLine:
         book = await self._books.get(line.book_id)
         if book is None:
@@ -87,6 +128,27 @@ class OrderService:
             unit_price=book.price,
             line_total=book.price.times(line.quantity),
         )
+
+
+def _order_from(quote: Quote) -> Order:
+    """A new order that records the quote's prices, discount and total."""
+    return Order(
+        status=OrderStatus.PLACED,
+        total_amount=quote.total.amount,
+        total_currency=quote.total.currency,
+        # Quantized as the column stores it, so a new order and a re-read one look alike.
+        discount_percent=quote.discount_percent.quantize(PERCENT_PLACES),
+        items=[
+            OrderItem(
+                book_id=line.book_id,
+                quantity=line.quantity,
+                unit_price_amount=line.unit_price.amount,
+                unit_price_currency=line.unit_price.currency,
+                line_total_amount=line.line_total.amount,
+            )
+            for line in quote.lines
+        ],
+    )
 
 
 def _check_request(lines: Sequence[QuoteLine]) -> None:

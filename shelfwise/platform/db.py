@@ -1,9 +1,7 @@
 """Persistence plumbing shared by every feature: the model base, engine, sessions, paging."""
 
-from collections.abc import AsyncIterator
-from typing import Annotated, Any, TypeVar
+from typing import Any, Self, TypeVar
 
-from fastapi import Depends, Request
 from sqlalchemy import MetaData, Select, event, func, select
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -66,14 +64,30 @@ async def create_schema(engine: AsyncEngine) -> None:
         await connection.run_sync(Base.metadata.create_all)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """FastAPI dependency: one session per request, from the factory the app's lifespan made."""
-    session_factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
-    async with session_factory() as session:
-        yield session
+class Database:
+    """The process's database resources: one engine (and so one connection pool) and the
+    factory that opens sessions on it.
 
+    The app's lifespan creates exactly one and stores it on ``app.state``; nothing is created at
+    import time, so tests and notebooks can build as many independent apps as they like.
+    """
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.session_factory = create_session_factory(engine)
+
+    @classmethod
+    def connect(cls, database_url: str) -> Self:
+        """Create the engine for ``database_url``. No connection is opened until one is needed."""
+        return cls(create_engine(database_url))
+
+    async def create_schema(self) -> None:
+        """Create the tables that do not exist yet (until migrations arrive in part 17)."""
+        await create_schema(self.engine)
+
+    async def dispose(self) -> None:
+        """Close every pooled connection. The app's lifespan calls this on shutdown."""
+        await self.engine.dispose()
 
 
 async def fetch_page(session: AsyncSession, matches: Select[T], limit: int, offset: int) -> Page[T]:

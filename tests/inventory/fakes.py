@@ -15,6 +15,13 @@ class InMemoryStockRepository:
     async def set_quantity(self, book_id: int, quantity: int) -> None:
         self._quantities[book_id] = quantity
 
+    async def decrement_if_available(self, book_id: int, quantity: int) -> bool:
+        on_hand = self._quantities.get(book_id, 0)
+        if quantity > on_hand:
+            return False
+        self._quantities[book_id] = on_hand - quantity
+        return True
+
 
 def _conforms(repository: InMemoryStockRepository) -> StockRepository:
     return repository

@@ -51,3 +51,28 @@ async def test_the_database_refuses_stock_for_a_missing_book(session: AsyncSessi
     # Proves that foreign keys are enforced, which SQLite does not do by default.
     with pytest.raises(IntegrityError, match="FOREIGN KEY"):
         await SqlStockRepository(session).set_quantity(999, 1)
+
+
+async def test_decrement_takes_copies_when_enough_are_on_hand(
+    session: AsyncSession, book: Book
+) -> None:
+    stock = SqlStockRepository(session)
+    await stock.set_quantity(book.id, 5)
+
+    assert await stock.decrement_if_available(book.id, 3) is True
+    assert await stock.decrement_if_available(book.id, 2) is True  # the last copies
+    assert await stock.quantity(book.id) == 0
+
+
+async def test_decrement_refuses_more_than_is_on_hand_and_changes_nothing(
+    session: AsyncSession, book: Book
+) -> None:
+    stock = SqlStockRepository(session)
+    await stock.set_quantity(book.id, 2)
+
+    assert await stock.decrement_if_available(book.id, 3) is False
+    assert await stock.quantity(book.id) == 2
+
+
+async def test_decrement_of_a_never_stocked_book_fails(session: AsyncSession, book: Book) -> None:
+    assert await SqlStockRepository(session).decrement_if_available(book.id, 1) is False

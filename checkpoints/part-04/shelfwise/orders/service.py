@@ -1,0 +1,103 @@
+"""Order use cases. For now only quoting; placing orders arrives in a later part."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import reduce
+
+from shelfwise.catalog.errors import BookNotFoundError
+from shelfwise.catalog.ports import BookRepository
+from shelfwise.inventory.errors import InsufficientStockError, InvalidQuantityError
+from shelfwise.inventory.ports import StockRepository
+from shelfwise.orders.discounts import bulk_discount_percent
+from shelfwise.orders.errors import InvalidQuoteError
+from shelfwise.platform.money import Money
+
+
+@dataclass(frozen=True)
+class QuoteLine:
+    """One line of a quote request: a book and how many copies of it."""
+
+    book_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    """One line of a quote, priced."""
+
+    book_id: int
+    title: str
+    quantity: int
+    unit_price: Money
+    line_total: Money
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a basket would cost today. ``subtotal - discount == total``, to the cent."""
+
+    lines: tuple[PricedLine, ...]
+    subtotal: Money
+    discount_percent: Decimal
+    discount: Money
+    total: Money
+
+
+class OrderService:
+    """Prices baskets of books.
+
+    Quoting only reads, so it needs no unit of work.
+    """
+
+    def __init__(self, books: BookRepository, stock: StockRepository) -> None:
+        self._books = books
+        self._stock = stock
+
+    async def quote(self, lines: Sequence[QuoteLine]) -> Quote:
+        """Price ``lines`` at list price, apply the bulk discount, and check stock.
+
+        Raises ``InvalidQuoteError``, ``InvalidQuantityError``, ``BookNotFoundError``,
+        ``InsufficientStockError`` or ``CurrencyMismatchError``.
+        """
+        _check_request(lines)
+        priced = tuple([await self._price(line) for line in lines])
+        subtotal = reduce(Money.add, (line.line_total for line in priced))
+        percent = bulk_discount_percent(sum(line.quantity for line in lines))
+        total = subtotal.discounted(percent)
+        return Quote(
+            lines=priced,
+            subtotal=subtotal,
+            discount_percent=percent,
+            discount=subtotal.subtract(total),
+            total=total,
+        )
+
+    async def _price(self, line: QuoteLine) -> PricedLine:
+        book = await self._books.get(line.book_id)
+        if book is None:
+            raise BookNotFoundError(line.book_id)
+        available = await self._stock.quantity(line.book_id)
+        if line.quantity > available:
+            raise InsufficientStockError(line.book_id, line.quantity, available)
+        return PricedLine(
+            book_id=book.id,
+            title=book.title,
+            quantity=line.quantity,
+            unit_price=book.price,
+            line_total=book.price.times(line.quantity),
+        )
+
+
+def _check_request(lines: Sequence[QuoteLine]) -> None:
+    """Reject malformed requests before doing any I/O."""
+    if not lines:
+        raise InvalidQuoteError("A quote needs at least one line.")
+    book_ids = [line.book_id for line in lines]
+    if len(set(book_ids)) != len(book_ids):
+        raise InvalidQuoteError("Each book may appear on only one line of a quote.")
+    for line in lines:
+        if line.quantity < 1:
+            raise InvalidQuantityError(
+                f"Book {line.book_id}: a quote line needs at least 1 copy, got {line.quantity}."
+            )
