@@ -1,40 +1,22 @@
 """The composition root: the one place that wires settings and features into a FastAPI app."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from shelfwise.catalog.router import create_router as create_catalog_router
 from shelfwise.inventory.router import create_router as create_inventory_router
 from shelfwise.orders.router import create_router as create_orders_router
 from shelfwise.platform.db import Database
-from shelfwise.platform.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
+from shelfwise.platform.problems import install_problem_handlers, problem_responses
+from shelfwise.platform.request_id import RequestIdMiddleware, new_request_id
 from shelfwise.platform.settings import Settings
-
-# Each kind of domain error means the same thing to every HTTP client.
-STATUS_BY_ERROR_KIND: tuple[tuple[type[DomainError], int], ...] = (
-    (NotFoundError, status.HTTP_404_NOT_FOUND),
-    (ConflictError, status.HTTP_409_CONFLICT),
-    (InvalidInputError, status.HTTP_422_UNPROCESSABLE_CONTENT),
-)
 
 
 async def health() -> dict[str, str]:
     """Report that the process is up. Touches no database, so it stays cheap and reliable."""
     return {"status": "ok"}
-
-
-async def domain_error_response(request: Request, error: Exception) -> JSONResponse:
-    """Turn a ``DomainError`` into ``{"code": ..., "detail": ...}`` with a matching status."""
-    if not isinstance(error, DomainError):  # registered for DomainError only
-        raise error
-    status_code = next(
-        (code for kind, code in STATUS_BY_ERROR_KIND if isinstance(error, kind)),
-        status.HTTP_400_BAD_REQUEST,
-    )
-    return JSONResponse({"code": error.code, "detail": error.detail}, status_code=status_code)
 
 
 @asynccontextmanager
@@ -54,18 +36,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await database.dispose()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, generate_request_id: Callable[[], str] = new_request_id
+) -> FastAPI:
     """Build a new, independent ShelfWise application.
 
     A factory (rather than a module-level ``app``) lets each test and each process build its own
-    app with its own settings, with no state shared between them.
+    app with its own settings, with no state shared between them. ``generate_request_id`` makes
+    the ids of requests that arrive without one; tests pass a deterministic one.
     """
     settings = settings or Settings()
     app = FastAPI(title=settings.app_name, lifespan=lifespan)
     app.state.settings = settings
-    app.add_api_route("/health", health, methods=["GET"], tags=["platform"])
+    app.add_api_route(
+        "/health",
+        health,
+        methods=["GET"],
+        tags=["platform"],
+        responses=problem_responses(takes_input=False),
+    )
     app.include_router(create_catalog_router())
     app.include_router(create_inventory_router())
     app.include_router(create_orders_router())
-    app.add_exception_handler(DomainError, domain_error_response)
+    install_problem_handlers(app)
+    # Added last, so it is the outermost middleware: every response, a 500 included, has the id.
+    app.add_middleware(RequestIdMiddleware, generate=generate_request_id)
     return app

@@ -61,7 +61,16 @@ async def test_an_unknown_author_is_404_with_a_code(client: httpx.AsyncClient) -
     response = await client.get("/authors/99")
 
     assert response.status_code == 404
-    assert response.json() == {"code": "author_not_found", "detail": "Author 99 does not exist."}
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "/problems/author_not_found",
+        "title": "Author not found",
+        "status": 404,
+        "detail": "Author 99 does not exist.",
+        "instance": "/authors/99",
+        "code": "author_not_found",
+        "request_id": response.headers["X-Request-ID"],
+    }
 
 
 async def test_a_created_book_is_returned_in_canonical_form(client: httpx.AsyncClient) -> None:
@@ -127,7 +136,8 @@ async def test_an_unknown_book_is_404_with_a_code(client: httpx.AsyncClient) -> 
     response = await client.get("/books/999")
 
     assert response.status_code == 404
-    assert response.json() == {"code": "book_not_found", "detail": "Book 999 does not exist."}
+    assert response.json()["code"] == "book_not_found"
+    assert response.json()["detail"] == "Book 999 does not exist."
 
 
 async def test_a_duplicate_isbn_is_409_and_stores_nothing(
@@ -249,10 +259,9 @@ async def test_a_quote_beyond_the_stock_is_409(client: httpx.AsyncClient) -> Non
     )
 
     assert response.status_code == 409
-    assert response.json() == {
-        "code": "insufficient_stock",
-        "detail": f"Book {book_id}: 4 copies requested but only 3 available.",
-    }
+    problem = response.json()
+    assert (problem["status"], problem["code"]) == (409, "insufficient_stock")
+    assert problem["detail"] == f"Book {book_id}: 4 copies requested but only 3 available."
 
 
 async def stock_of(client: httpx.AsyncClient, book_id: int) -> int:
@@ -329,4 +338,5 @@ async def test_an_unknown_order_is_404_with_a_code(client: httpx.AsyncClient) ->
     response = await client.get("/orders/7")
 
     assert response.status_code == 404
-    assert response.json() == {"code": "order_not_found", "detail": "Order 7 does not exist."}
+    assert response.json()["code"] == "order_not_found"
+    assert response.json()["detail"] == "Order 7 does not exist."

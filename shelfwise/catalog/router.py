@@ -5,9 +5,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from shelfwise.catalog.dependencies import AuthorServiceDep, BookServiceDep
+from shelfwise.catalog.errors import (
+    AuthorNotFoundError,
+    BookNotFoundError,
+    DuplicateIsbnError,
+    InvalidIsbnError,
+    PriceOutOfRangeError,
+)
 from shelfwise.catalog.schemas import AuthorCreate, AuthorRead, BookCreate, BookRead
 from shelfwise.catalog.service import NewBook
-from shelfwise.platform.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from shelfwise.platform.money import InvalidCurrencyError
+from shelfwise.platform.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, InvalidPageError
+from shelfwise.platform.problems import problem_responses
 from shelfwise.platform.schemas import PageModel
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
@@ -69,13 +78,41 @@ def create_router() -> APIRouter:
     """The catalog's routes, on a new router for each app."""
     router = APIRouter(tags=["catalog"])
     router.add_api_route(
-        "/authors", create_author, methods=["POST"], status_code=status.HTTP_201_CREATED
+        "/authors",
+        create_author,
+        methods=["POST"],
+        status_code=status.HTTP_201_CREATED,
+        responses=problem_responses(),
     )
-    router.add_api_route("/authors", list_authors, methods=["GET"])
-    router.add_api_route("/authors/{author_id}", get_author, methods=["GET"])
     router.add_api_route(
-        "/books", create_book, methods=["POST"], status_code=status.HTTP_201_CREATED
+        "/authors", list_authors, methods=["GET"], responses=problem_responses(InvalidPageError)
     )
-    router.add_api_route("/books", list_books, methods=["GET"])
-    router.add_api_route("/books/{book_id}", get_book, methods=["GET"])
+    router.add_api_route(
+        "/authors/{author_id}",
+        get_author,
+        methods=["GET"],
+        responses=problem_responses(AuthorNotFoundError),
+    )
+    router.add_api_route(
+        "/books",
+        create_book,
+        methods=["POST"],
+        status_code=status.HTTP_201_CREATED,
+        responses=problem_responses(
+            InvalidIsbnError,
+            PriceOutOfRangeError,
+            InvalidCurrencyError,
+            AuthorNotFoundError,
+            DuplicateIsbnError,
+        ),
+    )
+    router.add_api_route(
+        "/books", list_books, methods=["GET"], responses=problem_responses(InvalidPageError)
+    )
+    router.add_api_route(
+        "/books/{book_id}",
+        get_book,
+        methods=["GET"],
+        responses=problem_responses(BookNotFoundError),
+    )
     return router

@@ -9,12 +9,14 @@ class InvalidQuantityError(InvalidInputError):
     """A number of copies is outside the allowed range."""
 
     code: ClassVar[str] = "invalid_quantity"
+    title: ClassVar[str] = "Invalid quantity"
 
 
 class InsufficientStockError(ConflictError):
     """Fewer copies are on hand than were requested."""
 
     code: ClassVar[str] = "insufficient_stock"
+    title: ClassVar[str] = "Insufficient stock"
 
     def __init__(self, book_id: int, requested: int, available: int) -> None:
         super().__init__(

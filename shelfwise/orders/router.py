@@ -2,9 +2,23 @@
 
 from fastapi import APIRouter, status
 
+from shelfwise.catalog.errors import BookNotFoundError
+from shelfwise.inventory.errors import InsufficientStockError, InvalidQuantityError
 from shelfwise.orders.dependencies import OrderServiceDep
+from shelfwise.orders.errors import InvalidQuoteError, OrderNotFoundError
 from shelfwise.orders.schemas import OrderCreate, OrderRead, QuoteRead, QuoteRequest
 from shelfwise.orders.service import QuoteLine
+from shelfwise.platform.money import CurrencyMismatchError
+from shelfwise.platform.problems import problem_responses
+
+# Placing an order can fail in every way pricing can.
+PRICING_ERRORS = (
+    InvalidQuoteError,
+    InvalidQuantityError,
+    BookNotFoundError,
+    InsufficientStockError,
+    CurrencyMismatchError,
+)
 
 
 async def quote(body: QuoteRequest, orders: OrderServiceDep) -> QuoteRead:
@@ -27,9 +41,20 @@ async def get_order(order_id: int, orders: OrderServiceDep) -> OrderRead:
 def create_router() -> APIRouter:
     """The orders routes, on a new router for each app."""
     router = APIRouter(tags=["orders"])
-    router.add_api_route("/orders/quote", quote, methods=["POST"])
     router.add_api_route(
-        "/orders", place_order, methods=["POST"], status_code=status.HTTP_201_CREATED
+        "/orders/quote", quote, methods=["POST"], responses=problem_responses(*PRICING_ERRORS)
     )
-    router.add_api_route("/orders/{order_id}", get_order, methods=["GET"])
+    router.add_api_route(
+        "/orders",
+        place_order,
+        methods=["POST"],
+        status_code=status.HTTP_201_CREATED,
+        responses=problem_responses(*PRICING_ERRORS),
+    )
+    router.add_api_route(
+        "/orders/{order_id}",
+        get_order,
+        methods=["GET"],
+        responses=problem_responses(OrderNotFoundError),
+    )
     return router

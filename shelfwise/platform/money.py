@@ -14,12 +14,14 @@ class InvalidCurrencyError(InvalidInputError):
     """A currency was not a three-letter upper-case code such as ``USD``."""
 
     code: ClassVar[str] = "invalid_currency"
+    title: ClassVar[str] = "Invalid currency"
 
 
 class CurrencyMismatchError(InvalidInputError):
     """Two amounts in different currencies were combined."""
 
     code: ClassVar[str] = "currency_mismatch"
+    title: ClassVar[str] = "Currency mismatch"
 
 
 @dataclass(frozen=True)

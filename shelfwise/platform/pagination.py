@@ -17,6 +17,7 @@ class InvalidPageError(InvalidInputError):
     """A page was requested with a limit or offset outside the allowed range."""
 
     code: ClassVar[str] = "invalid_page"
+    title: ClassVar[str] = "Invalid page"
 
 
 def ensure_valid_window(limit: int, offset: int) -> None:

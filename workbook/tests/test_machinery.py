@@ -147,3 +147,13 @@ def test_record_refuses_a_part_that_does_not_exist(capsys: pytest.CaptureFixture
 def test_start_part_names_the_parts_that_exist() -> None:
     with pytest.raises(ValueError, match=r"there is no part 99; parts are 1–\d+"):
         start_part(99)
+
+
+@pytest.mark.parametrize("part", all_parts(), ids=lambda part: part.name)
+def test_stored_outputs_do_not_depend_on_the_machine(part: Part) -> None:
+    notebook = json.loads(part.notebook.read_text(encoding="utf-8"))
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            text = json.dumps(output)
+            assert str(REPO_ROOT) not in text, f"an absolute path in {part.name}: {text[:200]}"
+            assert "0x7f" not in text, f"a memory address in {part.name}: {text[:200]}"

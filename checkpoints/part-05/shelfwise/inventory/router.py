@@ -1,0 +1,25 @@
+"""HTTP endpoints of the inventory."""
+
+from fastapi import APIRouter
+
+from shelfwise.inventory.dependencies import InventoryServiceDep
+from shelfwise.inventory.schemas import StockRead, StockUpdate
+
+
+async def set_stock(book_id: int, body: StockUpdate, inventory: InventoryServiceDep) -> StockRead:
+    """Record how many copies of a book are on hand."""
+    await inventory.set_stock(book_id, body.quantity)
+    return StockRead(book_id=book_id, quantity=body.quantity)
+
+
+async def get_stock(book_id: int, inventory: InventoryServiceDep) -> StockRead:
+    """Return how many copies of a book are on hand."""
+    return StockRead(book_id=book_id, quantity=await inventory.get_stock(book_id))
+
+
+def create_router() -> APIRouter:
+    """The inventory's routes, on a new router for each app."""
+    router = APIRouter(tags=["inventory"])
+    router.add_api_route("/books/{book_id}/stock", set_stock, methods=["PUT"])
+    router.add_api_route("/books/{book_id}/stock", get_stock, methods=["GET"])
+    return router
