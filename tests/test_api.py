@@ -340,3 +340,68 @@ async def test_an_unknown_order_is_404_with_a_code(client: httpx.AsyncClient) ->
     assert response.status_code == 404
     assert response.json()["code"] == "order_not_found"
     assert response.json()["detail"] == "Order 7 does not exist."
+
+
+async def test_books_are_imported_from_csv_with_a_report_of_rejected_rows(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    author_id = await create_author(client)
+    csv_text = (
+        "isbn,title,author_id,price_amount,price_currency\n"
+        f"0-306-40615-2,A Wizard of Earthsea,{author_id},12.50,USD\n"
+        f"0-306-40615-3,Bad Checksum,{author_id},9.99,USD\n"
+        f"9780441478125,The Left Hand of Darkness,{author_id},9.99,USD\n"
+    )
+
+    response = await client.post(
+        "/books/import", content=csv_text, headers={"content-type": "text/csv"}
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "imported": 2,
+        "rejected": 1,
+        "errors": [
+            {
+                "row": 3,
+                "code": "invalid_isbn",
+                "detail": "The check digit of ISBN-10 '0-306-40615-3' is wrong.",
+            }
+        ],
+    }
+    assert await count_books_in_database(app) == 2
+
+
+async def test_a_csv_without_the_required_columns_imports_nothing(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    response = await client.post(
+        "/books/import",
+        content="isbn,title\n9780441478125,Title\n",
+        headers={"content-type": "text/csv"},
+    )
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_csv"
+    assert await count_books_in_database(app) == 0
+
+
+async def test_stock_levels_of_several_books_in_one_request(client: httpx.AsyncClient) -> None:
+    author_id = await create_author(client)
+    earthsea = await create_book(client, author_id, isbn="9780306406157")
+    kindred = await create_book(client, author_id, isbn="9780807083697", title="Kindred")
+    await client.put(f"/books/{earthsea}/stock", json={"quantity": 7})
+
+    response = await client.get("/stock", params={"book_id": [kindred, earthsea]})
+
+    assert response.json() == [
+        {"book_id": kindred, "quantity": 0},
+        {"book_id": earthsea, "quantity": 7},
+    ]
+
+
+async def test_a_stock_report_needs_at_least_one_book(client: httpx.AsyncClient) -> None:
+    response = await client.get("/stock")
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "query.book_id"

@@ -50,3 +50,18 @@ class PriceOutOfRangeError(InvalidInputError):
 
     code: ClassVar[str] = "price_out_of_range"
     title: ClassVar[str] = "Price out of range"
+
+
+class InvalidCsvError(InvalidInputError):
+    """A CSV import cannot be read as a whole: it is empty, lacks a required column or has too
+    many rows. Nothing was imported."""
+
+    code: ClassVar[str] = "invalid_csv"
+    title: ClassVar[str] = "Invalid CSV"
+
+
+class InvalidCsvRowError(InvalidInputError):
+    """One row of a CSV import cannot be read: a field is missing, extra or not a number."""
+
+    code: ClassVar[str] = "invalid_csv_row"
+    title: ClassVar[str] = "Invalid CSV row"

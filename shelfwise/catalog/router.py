@@ -2,17 +2,25 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Body, Query, status
 
 from shelfwise.catalog.dependencies import AuthorServiceDep, BookServiceDep
 from shelfwise.catalog.errors import (
     AuthorNotFoundError,
     BookNotFoundError,
     DuplicateIsbnError,
+    InvalidCsvError,
     InvalidIsbnError,
     PriceOutOfRangeError,
 )
-from shelfwise.catalog.schemas import AuthorCreate, AuthorRead, BookCreate, BookRead
+from shelfwise.catalog.importer import import_books_csv
+from shelfwise.catalog.schemas import (
+    AuthorCreate,
+    AuthorRead,
+    BookCreate,
+    BookRead,
+    ImportReportRead,
+)
 from shelfwise.catalog.service import NewBook
 from shelfwise.platform.money import InvalidCurrencyError
 from shelfwise.platform.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, InvalidPageError
@@ -53,6 +61,13 @@ async def create_book(body: BookCreate, books: BookServiceDep) -> BookRead:
         publication_year=body.publication_year,
     )
     return BookRead.from_book(await books.create_book(new_book))
+
+
+async def import_books(
+    csv_text: Annotated[str, Body(media_type="text/csv")], books: BookServiceDep
+) -> ImportReportRead:
+    """Add books from a CSV file; rows that break a rule are reported, the others imported."""
+    return ImportReportRead.from_report(await import_books_csv(csv_text, books))
 
 
 async def list_books(
@@ -105,6 +120,12 @@ def create_router() -> APIRouter:
             AuthorNotFoundError,
             DuplicateIsbnError,
         ),
+    )
+    router.add_api_route(
+        "/books/import",
+        import_books,
+        methods=["POST"],
+        responses=problem_responses(InvalidCsvError),
     )
     router.add_api_route(
         "/books", list_books, methods=["GET"], responses=problem_responses(InvalidPageError)

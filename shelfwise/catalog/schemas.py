@@ -4,6 +4,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, Field
 
+from shelfwise.catalog.importer import ImportReport
 from shelfwise.catalog.models import Author, Book
 from shelfwise.platform.schemas import MoneyModel
 
@@ -61,4 +62,32 @@ class BookRead(BaseModel):
             price=MoneyModel.from_money(book.price),
             category=book.category,
             publication_year=book.publication_year,
+        )
+
+
+class RowErrorRead(BaseModel):
+    """A CSV row that was not imported: its number (the header is row 1) and why."""
+
+    row: int
+    code: str
+    detail: str
+
+
+class ImportReportRead(BaseModel):
+    """The outcome of ``POST /books/import``."""
+
+    imported: int
+    rejected: int
+    errors: list[RowErrorRead]
+
+    @classmethod
+    def from_report(cls, report: ImportReport) -> Self:
+        """The JSON form of ``report``."""
+        return cls(
+            imported=report.imported,
+            rejected=len(report.errors),
+            errors=[
+                RowErrorRead(row=error.row, code=error.code, detail=error.detail)
+                for error in report.errors
+            ],
         )

@@ -1,5 +1,6 @@
 """Catalog use cases. They depend on the ports, never on a concrete storage technology."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -12,6 +13,7 @@ from shelfwise.catalog.errors import (
 from shelfwise.catalog.isbn import normalize_isbn
 from shelfwise.catalog.models import Author, Book
 from shelfwise.catalog.ports import AuthorRepository, BookRepository
+from shelfwise.platform.errors import DomainError
 from shelfwise.platform.money import Money
 from shelfwise.platform.pagination import DEFAULT_PAGE_SIZE, Page
 from shelfwise.platform.unit_of_work import UnitOfWork
@@ -51,29 +53,27 @@ class BookService:
         Raises ``InvalidIsbnError``, ``PriceOutOfRangeError``, ``InvalidCurrencyError``,
         ``AuthorNotFoundError`` or ``DuplicateIsbnError``; in every case nothing is stored.
         """
-        isbn = normalize_isbn(new_book.isbn)
-        price = _list_price(new_book.price_amount, new_book.price_currency)
         async with self._uow:
-            author = await self._authors.get(new_book.author_id)
-            if author is None:
-                raise AuthorNotFoundError(new_book.author_id)
-            # Checked up front for a clear error; the repository still maps the unique
-            # constraint, for the race where two requests add the same ISBN at once.
-            if await self._books.get_by_isbn(isbn) is not None:
-                raise DuplicateIsbnError(isbn)
-            book = await self._books.add(
-                Book(
-                    isbn=isbn,
-                    title=new_book.title,
-                    author=author,
-                    price_amount=price.amount,
-                    price_currency=price.currency,
-                    category=new_book.category,
-                    publication_year=new_book.publication_year,
-                )
-            )
+            book = await self._add(new_book)
             await self._uow.commit()
         return book
+
+    async def add_books(self, new_books: Sequence[NewBook]) -> list[Book | DomainError]:
+        """Add each valid book, one after the other, in one unit of work.
+
+        Returns, position by position, the stored book or the error that rejected it; the valid
+        books are committed together. The session stays usable after a rejected book because
+        the repository inserts inside a savepoint.
+        """
+        results: list[Book | DomainError] = []
+        async with self._uow:
+            for new_book in new_books:
+                try:
+                    results.append(await self._add(new_book))
+                except DomainError as error:
+                    results.append(error)
+            await self._uow.commit()
+        return results
 
     async def get_book(self, book_id: int) -> Book:
         """Return the book with this id, or raise ``BookNotFoundError``."""
@@ -91,6 +91,29 @@ class BookService:
     ) -> Page[Book]:
         """Return one page of books whose title or author name contains ``query``."""
         return await self._books.search(query.strip(), limit=limit, offset=offset)
+
+    async def _add(self, new_book: NewBook) -> Book:
+        """Check every rule and add the book, inside the caller's unit of work."""
+        isbn = normalize_isbn(new_book.isbn)
+        price = _list_price(new_book.price_amount, new_book.price_currency)
+        author = await self._authors.get(new_book.author_id)
+        if author is None:
+            raise AuthorNotFoundError(new_book.author_id)
+        # Checked up front for a clear error; the repository still maps the unique
+        # constraint, for the race where two requests add the same ISBN at once.
+        if await self._books.get_by_isbn(isbn) is not None:
+            raise DuplicateIsbnError(isbn)
+        return await self._books.add(
+            Book(
+                isbn=isbn,
+                title=new_book.title,
+                author=author,
+                price_amount=price.amount,
+                price_currency=price.currency,
+                category=new_book.category,
+                publication_year=new_book.publication_year,
+            )
+        )
 
 
 class AuthorService:

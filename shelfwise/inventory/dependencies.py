@@ -6,9 +6,9 @@ from fastapi import Depends
 
 from shelfwise.catalog.dependencies import BookRepositoryDep
 from shelfwise.inventory.ports import StockRepository
-from shelfwise.inventory.repository import SqlStockRepository
-from shelfwise.inventory.service import InventoryService
-from shelfwise.platform.dependencies import SessionDep, UnitOfWorkDep
+from shelfwise.inventory.repository import SqlStockRepository, SqlStockSessions
+from shelfwise.inventory.service import InventoryService, StockReport
+from shelfwise.platform.dependencies import DatabaseDep, SessionDep, UnitOfWorkDep
 
 
 def get_stock_repository(session: SessionDep) -> StockRepository:
@@ -27,3 +27,11 @@ def get_inventory_service(
 
 
 InventoryServiceDep = Annotated[InventoryService, Depends(get_inventory_service)]
+
+
+def get_stock_report(database: DatabaseDep) -> StockReport:
+    """A StockReport that opens its own sessions: it must not use the request's session."""
+    return StockReport(SqlStockSessions(database.session_factory))
+
+
+StockReportDep = Annotated[StockReport, Depends(get_stock_report)]

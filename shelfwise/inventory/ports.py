@@ -1,5 +1,6 @@
 """What the inventory needs from storage."""
 
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 
@@ -20,4 +21,15 @@ class StockRepository(Protocol):
         Returns whether it did. Check and change are one atomic step, so two concurrent orders
         can never both take the last copy and stock never goes negative.
         """
+        ...
+
+
+class StockSessions(Protocol):
+    """Opens stock repositories on sessions of their own, for reads that run concurrently.
+
+    A session is one connection and one transaction; two tasks must never share one.
+    """
+
+    def open(self) -> AbstractAsyncContextManager[StockRepository]:
+        """A stock repository on a new session, closed when the ``async with`` block ends."""
         ...

@@ -1,14 +1,16 @@
 """SQLAlchemy adapter for the inventory port."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shelfwise.inventory.models import Stock
 
 if TYPE_CHECKING:
-    from shelfwise.inventory.ports import StockRepository
+    from shelfwise.inventory.ports import StockRepository, StockSessions
 
 
 class SqlStockRepository:
@@ -41,7 +43,21 @@ class SqlStockRepository:
         return remaining is not None
 
 
+class SqlStockSessions:
+    """Stock repositories, each on a new session from the app's session factory."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._session_factory = session_factory
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[SqlStockRepository]:
+        async with self._session_factory() as session:
+            yield SqlStockRepository(session)
+
+
 if TYPE_CHECKING:
-    # mypy proves the adapter satisfies the port; nothing runs at runtime.
-    def _conforms(session: AsyncSession) -> StockRepository:
-        return SqlStockRepository(session)
+    # mypy proves the adapters satisfy the ports; nothing runs at runtime.
+    def _conforms(
+        session: AsyncSession, session_factory: async_sessionmaker[AsyncSession]
+    ) -> tuple[StockRepository, StockSessions]:
+        return SqlStockRepository(session), SqlStockSessions(session_factory)
