@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from shelfwise.catalog.models import Book
+from tests.factories import book_payload
 
 
 async def count_books_in_database(app: FastAPI) -> int:
@@ -24,18 +25,8 @@ async def create_author(client: httpx.AsyncClient, name: str = "Ursula K. Le Gui
     return author_id
 
 
-def book_json(author_id: int, **overrides: Any) -> dict[str, Any]:
-    book = {
-        "isbn": "0-306-40615-2",
-        "title": "A Wizard of Earthsea",
-        "author_id": author_id,
-        "price": {"amount": "12.50", "currency": "USD"},
-    }
-    return book | overrides
-
-
 async def create_book(client: httpx.AsyncClient, author_id: int, **overrides: Any) -> int:
-    response = await client.post("/books", json=book_json(author_id, **overrides))
+    response = await client.post("/books", json=book_payload(author_id, **overrides))
     assert response.status_code == 201, response.text
     book_id: int = response.json()["id"]
     return book_id
@@ -77,7 +68,14 @@ async def test_a_created_book_is_returned_in_canonical_form(client: httpx.AsyncC
     author_id = await create_author(client)
 
     created = await client.post(
-        "/books", json=book_json(author_id, category="Fantasy", publication_year=1968)
+        "/books",
+        json=book_payload(
+            author_id,
+            isbn="0-306-40615-2",
+            title="A Wizard of Earthsea",
+            category="Fantasy",
+            publication_year=1968,
+        ),
     )
     fetched = await client.get(f"/books/{created.json()['id']}")
 
@@ -147,7 +145,7 @@ async def test_a_duplicate_isbn_is_409_and_stores_nothing(
     await create_book(client, author_id, isbn="0-306-40615-2")
 
     response = await client.post(
-        "/books", json=book_json(author_id, isbn="978-0-306-40615-7", title="Copy")
+        "/books", json=book_payload(author_id, isbn="978-0-306-40615-7", title="Copy")
     )
 
     assert response.status_code == 409
@@ -168,7 +166,7 @@ async def test_invalid_books_are_422_and_store_nothing(
 ) -> None:
     author_id = await create_author(client)
 
-    response = await client.post("/books", json=book_json(author_id, **overrides))
+    response = await client.post("/books", json=book_payload(author_id, **overrides))
 
     assert response.status_code == 422
     assert response.json()["code"] == code
@@ -176,7 +174,7 @@ async def test_invalid_books_are_422_and_store_nothing(
 
 
 async def test_a_book_by_an_unknown_author_is_404(client: httpx.AsyncClient) -> None:
-    response = await client.post("/books", json=book_json(author_id=42))
+    response = await client.post("/books", json=book_payload(author_id=42))
 
     assert response.status_code == 404
     assert response.json()["code"] == "author_not_found"

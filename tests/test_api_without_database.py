@@ -5,19 +5,18 @@ real session would fail.
 """
 
 from collections.abc import AsyncIterator
-from decimal import Decimal
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from shelfwise.catalog.dependencies import get_book_service
-from shelfwise.catalog.models import Author, Book
 from shelfwise.catalog.service import BookService
 from shelfwise.main import create_app
 from shelfwise.orders.dependencies import get_order_service
 from shelfwise.orders.service import OrderService
 from tests.catalog.fakes import InMemoryAuthorRepository, InMemoryBookRepository
+from tests.factories import a_book, an_author
 from tests.inventory.fakes import InMemoryStockRepository
 from tests.orders.fakes import InMemoryOrderRepository
 from tests.platform.fakes import FakeUnitOfWork
@@ -26,16 +25,8 @@ from tests.platform.fakes import FakeUnitOfWork
 @pytest.fixture
 async def books() -> InMemoryBookRepository:
     books = InMemoryBookRepository()
-    await books.add(
-        Book(
-            isbn="9780306406157",
-            title="A Wizard of Earthsea",
-            author=Author(id=1, name="Ursula K. Le Guin"),
-            author_id=1,
-            price_amount=Decimal("12.50"),
-            price_currency="USD",
-        )
-    )
+    # Without a database nothing fills in author_id from the author, so both are given.
+    await books.add(a_book(author=an_author(id=1), author_id=1))
     return books
 
 

@@ -16,6 +16,7 @@ from shelfwise.orders.models import Order
 from shelfwise.platform.errors import DomainError
 from shelfwise.platform.problems import find_problem_type
 from shelfwise.platform.request_id import REQUEST_ID_HEADER
+from tests.factories import book_payload
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "code", "request_id"}
 
@@ -299,15 +300,7 @@ def test_the_problem_schema_replaces_fastapis_validation_error(openapi: dict[str
 async def stocked_book(client: httpx.AsyncClient) -> int:
     """One book, five copies on hand."""
     author = await client.post("/authors", json={"name": "Ursula K. Le Guin"})
-    book = await client.post(
-        "/books",
-        json={
-            "isbn": "9780306406157",
-            "title": "A Wizard of Earthsea",
-            "author_id": author.json()["id"],
-            "price": {"amount": "12.50", "currency": "USD"},
-        },
-    )
+    book = await client.post("/books", json=book_payload(author.json()["id"]))
     await client.put(f"/books/{book.json()['id']}/stock", json={"quantity": 5})
     book_id: int = book.json()["id"]
     return book_id
@@ -323,12 +316,8 @@ async def database_state(app: FastAPI) -> tuple[int, int, list[int]]:
 
 
 def new_book(**overrides: Any) -> dict[str, Any]:
-    return {
-        "isbn": "9780441478125",
-        "title": "The Left Hand of Darkness",
-        "author_id": 1,
-        "price": {"amount": "9.99", "currency": "USD"},
-    } | overrides
+    """A second book by the stocked book's author, with ``overrides``."""
+    return book_payload(author_id=1, number=2, **overrides)
 
 
 BAD_REQUESTS = [

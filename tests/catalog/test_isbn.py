@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from shelfwise.catalog.errors import InvalidIsbnError
 from shelfwise.catalog.isbn import normalize_isbn
+from tests.factories import with_isbn13_check_digit
 
 # Reproducible runs that leave no example database behind.
 deterministic = settings(database=None, derandomize=True)
@@ -79,3 +80,13 @@ def test_changing_any_single_digit_of_an_isbn13_is_detected(
 
     with pytest.raises(InvalidIsbnError):
         normalize_isbn(typo)
+
+
+@deterministic
+@given(prefix=st.sampled_from(["978", "979"]), body=nine_digits)
+def test_any_isbn13_with_its_check_digit_normalizes_to_itself(prefix: str, body: str) -> None:
+    isbn13 = with_isbn13_check_digit(prefix + body)
+
+    assert normalize_isbn(isbn13) == isbn13
+    hyphenated = f"{isbn13[:3]}-{isbn13[3:5]}-{isbn13[5:12]}-{isbn13[12]}"
+    assert normalize_isbn(hyphenated) == isbn13

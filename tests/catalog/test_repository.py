@@ -11,16 +11,7 @@ from shelfwise.catalog.errors import DuplicateIsbnError
 from shelfwise.catalog.models import Author, Book
 from shelfwise.catalog.repository import SqlAuthorRepository, SqlBookRepository
 from shelfwise.platform.pagination import InvalidPageError
-
-
-def make_book(author: Author, isbn: str, title: str, price: str = "12.50") -> Book:
-    return Book(
-        isbn=isbn,
-        title=title,
-        author=author,
-        price_amount=Decimal(price),
-        price_currency="USD",
-    )
+from tests.factories import a_book, isbn13
 
 
 async def add_author(session: AsyncSession, name: str) -> Author:
@@ -34,7 +25,7 @@ async def count_books(session: AsyncSession) -> int:
 async def test_added_book_gets_an_id_and_round_trips_exact_price(session: AsyncSession) -> None:
     books = SqlBookRepository(session)
     author = await add_author(session, "Octavia E. Butler")
-    book = await books.add(make_book(author, "9780807083697", "Kindred", price="15.99"))
+    book = await books.add(a_book(1, author=author, title="Kindred", price_amount=Decimal("15.99")))
     await session.commit()
     session.expunge_all()  # forget loaded objects, so the next read really hits the database
 
@@ -49,7 +40,7 @@ async def test_added_book_gets_an_id_and_round_trips_exact_price(session: AsyncS
 async def test_get_loads_the_author_eagerly(session: AsyncSession) -> None:
     books = SqlBookRepository(session)
     author = await add_author(session, "Octavia E. Butler")
-    book = await books.add(make_book(author, "9780807083697", "Kindred"))
+    book = await books.add(a_book(1, author=author, title="Kindred"))
     await session.commit()
     session.expunge_all()
 
@@ -62,9 +53,9 @@ async def test_get_loads_the_author_eagerly(session: AsyncSession) -> None:
 async def test_get_by_isbn_finds_the_book_or_none(session: AsyncSession) -> None:
     books = SqlBookRepository(session)
     author = await add_author(session, "Octavia E. Butler")
-    await books.add(make_book(author, "9780807083697", "Kindred"))
+    await books.add(a_book(1, author=author, title="Kindred"))
 
-    found = await books.get_by_isbn("9780807083697")
+    found = await books.get_by_isbn(isbn13(1))
 
     assert found is not None
     assert found.title == "Kindred"
@@ -77,7 +68,7 @@ async def test_get_returns_none_for_an_unknown_id(session: AsyncSession) -> None
 
 async def test_unloaded_relationships_raise_instead_of_querying(session: AsyncSession) -> None:
     author = await add_author(session, "Octavia E. Butler")
-    await SqlBookRepository(session).add(make_book(author, "9780807083697", "Kindred"))
+    await SqlBookRepository(session).add(a_book(1, author=author, title="Kindred"))
     await session.commit()
     session.expunge_all()
 
@@ -97,7 +88,7 @@ async def test_list_returns_a_page_in_id_order(session: AsyncSession) -> None:
     books = SqlBookRepository(session)
     author = await add_author(session, "Octavia E. Butler")
     for number in range(1, 6):
-        await books.add(make_book(author, f"978000000000{number}", f"Book {number}"))
+        await books.add(a_book(number, author=author))
 
     page = await books.list(limit=2, offset=2)
 
@@ -109,7 +100,7 @@ async def test_list_returns_a_page_in_id_order(session: AsyncSession) -> None:
 async def test_list_past_the_end_is_empty_but_keeps_the_total(session: AsyncSession) -> None:
     books = SqlBookRepository(session)
     author = await add_author(session, "Octavia E. Butler")
-    await books.add(make_book(author, "9780807083697", "Kindred"))
+    await books.add(a_book(1, author=author, title="Kindred"))
 
     page = await books.list(limit=10, offset=10)
 
@@ -129,9 +120,9 @@ async def shelf(session: AsyncSession) -> SqlBookRepository:
     books = SqlBookRepository(session)
     butler = await add_author(session, "Octavia E. Butler")
     le_guin = await add_author(session, "Ursula K. Le Guin")
-    await books.add(make_book(butler, "9780807083697", "Kindred"))
-    await books.add(make_book(le_guin, "9780441478125", "The Left Hand of Darkness"))
-    await books.add(make_book(le_guin, "9780061054884", "The Dispossessed"))
+    await books.add(a_book(1, author=butler, title="Kindred"))
+    await books.add(a_book(2, author=le_guin, title="The Left Hand of Darkness"))
+    await books.add(a_book(3, author=le_guin, title="The Dispossessed"))
     return books
 
 
@@ -165,14 +156,14 @@ async def test_search_treats_wildcards_literally(shelf: SqlBookRepository) -> No
 async def test_duplicate_isbn_raises_and_the_session_stays_usable(session: AsyncSession) -> None:
     books = SqlBookRepository(session)
     author = await add_author(session, "Octavia E. Butler")
-    await books.add(make_book(author, "9780807083697", "Kindred"))
+    await books.add(a_book(1, author=author, title="Kindred"))
 
     with pytest.raises(DuplicateIsbnError) as raised:
-        await books.add(make_book(author, "9780807083697", "Kindred (again)"))
+        await books.add(a_book(1, author=author, title="Kindred (again)"))
 
     assert raised.value.code == "duplicate_isbn"
     # Only the failed insert was rolled back; the session can carry on and commit.
-    await books.add(make_book(author, "9780441478125", "The Left Hand of Darkness"))
+    await books.add(a_book(2, author=author, title="The Left Hand of Darkness"))
     await session.commit()
     assert await count_books(session) == 2
 
@@ -184,7 +175,7 @@ async def test_other_integrity_errors_are_not_reported_as_duplicates(
     author = await add_author(session, "Octavia E. Butler")
 
     with pytest.raises(IntegrityError, match="price_amount_positive"):
-        await books.add(make_book(author, "9780807083697", "Kindred", price="0.00"))
+        await books.add(a_book(1, author=author, title="Kindred", price_amount=Decimal("0.00")))
 
 
 async def test_author_repository_adds_gets_and_lists(session: AsyncSession) -> None:

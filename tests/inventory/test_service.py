@@ -3,16 +3,15 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from decimal import Decimal
 
 import pytest
 
 from shelfwise.catalog.errors import BookNotFoundError
-from shelfwise.catalog.models import Book
 from shelfwise.inventory.errors import InvalidQuantityError
 from shelfwise.inventory.ports import StockSessions
 from shelfwise.inventory.service import MAX_STOCK_QUANTITY, InventoryService, StockReport
 from tests.catalog.fakes import InMemoryBookRepository
+from tests.factories import a_book
 from tests.inventory.fakes import InMemoryStockRepository
 from tests.platform.fakes import FakeUnitOfWork
 
@@ -31,15 +30,7 @@ def uow() -> FakeUnitOfWork:
 async def inventory(stock: InMemoryStockRepository, uow: FakeUnitOfWork) -> InventoryService:
     """An inventory whose catalog holds exactly one book, with id 1."""
     books = InMemoryBookRepository()
-    await books.add(
-        Book(
-            isbn="9780306406157",
-            title="A Wizard of Earthsea",
-            author_id=1,
-            price_amount=Decimal("9.99"),
-            price_currency="USD",
-        )
-    )
+    await books.add(a_book())
     return InventoryService(books, stock, uow)
 
 

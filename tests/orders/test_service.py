@@ -5,13 +5,13 @@ from decimal import Decimal
 import pytest
 
 from shelfwise.catalog.errors import BookNotFoundError
-from shelfwise.catalog.models import Book
 from shelfwise.inventory.errors import InsufficientStockError, InvalidQuantityError
 from shelfwise.orders.errors import InvalidQuoteError, OrderNotFoundError
 from shelfwise.orders.models import OrderStatus
 from shelfwise.orders.service import OrderService, QuoteLine
 from shelfwise.platform.money import CurrencyMismatchError, Money
 from tests.catalog.fakes import InMemoryBookRepository
+from tests.factories import a_book
 from tests.inventory.fakes import InMemoryStockRepository
 from tests.orders.fakes import InMemoryOrderRepository
 from tests.platform.fakes import FakeUnitOfWork
@@ -44,13 +44,7 @@ async def books(stock: InMemoryStockRepository) -> InMemoryBookRepository:
         ("9780441478125", "Le Nom de la rose", "20.00", "EUR"),
     ]:
         book = await books.add(
-            Book(
-                isbn=isbn,
-                title=title,
-                author_id=1,
-                price_amount=Decimal(price),
-                price_currency=currency,
-            )
+            a_book(isbn=isbn, title=title, price_amount=Decimal(price), price_currency=currency)
         )
         await stock.set_quantity(book.id, 100)
     return books

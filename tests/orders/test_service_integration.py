@@ -1,12 +1,9 @@
 """Placing orders through the SQL adapters and a real unit of work."""
 
-from decimal import Decimal
-
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shelfwise.catalog.models import Author, Book
 from shelfwise.catalog.repository import SqlBookRepository
 from shelfwise.inventory.errors import InsufficientStockError
 from shelfwise.inventory.ports import StockRepository
@@ -16,6 +13,7 @@ from shelfwise.orders.repository import SqlOrderRepository
 from shelfwise.orders.service import OrderService, QuoteLine
 from shelfwise.platform.db import create_session_factory
 from shelfwise.platform.unit_of_work import SqlUnitOfWork
+from tests.factories import a_book, an_author
 
 
 class StockThatLooksPlentiful:
@@ -41,17 +39,8 @@ class StockThatLooksPlentiful:
 @pytest.fixture
 async def two_books(session: AsyncSession) -> tuple[int, int]:
     """Two books: ten copies of the first, one copy of the second."""
-    author = Author(name="Ursula K. Le Guin")
-    first, second = (
-        Book(
-            isbn=isbn,
-            title=title,
-            author=author,
-            price_amount=Decimal("10.00"),
-            price_currency="USD",
-        )
-        for isbn, title in [("9780306406157", "Earthsea"), ("9780441478125", "Left Hand")]
-    )
+    author = an_author()
+    first, second = a_book(1, author=author), a_book(2, author=author)
     session.add_all([first, second])
     await session.flush()
     stock = SqlStockRepository(session)

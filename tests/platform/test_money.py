@@ -100,3 +100,31 @@ def test_times_equals_repeated_addition(amount: Decimal, copies: int) -> None:
 @given(a=cents, b=cents)
 def test_subtract_undoes_add(a: Decimal, b: Decimal) -> None:
     assert Money(a, "USD").add(Money(b, "USD")).subtract(Money(b, "USD")) == Money(a, "USD")
+
+
+@deterministic
+@given(a=cents, b=cents, c=cents)
+def test_addition_in_one_currency_is_associative_and_commutative(
+    a: Decimal, b: Decimal, c: Decimal
+) -> None:
+    x, y, z = Money(a, "USD"), Money(b, "USD"), Money(c, "USD")
+
+    assert x.add(y) == y.add(x)
+    assert x.add(y).add(z) == x.add(y.add(z))
+
+
+@deterministic
+@given(
+    subtotal=st.decimals(min_value=Decimal(0), max_value=Decimal("100000"), places=2),
+    percent=st.decimals(min_value=Decimal(0), max_value=Decimal(100), places=2),
+)
+def test_a_discount_is_never_negative_and_never_above_the_subtotal(
+    subtotal: Decimal, percent: Decimal
+) -> None:
+    before = Money(subtotal, "USD")
+
+    after = before.discounted(percent)
+    discount = before.subtract(after)
+
+    assert Money.zero("USD").amount <= discount.amount <= before.amount
+    assert Money.zero("USD").amount <= after.amount <= before.amount

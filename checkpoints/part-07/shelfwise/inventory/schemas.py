@@ -1,0 +1,16 @@
+"""JSON shapes of the inventory's HTTP API."""
+
+from pydantic import BaseModel
+
+
+class StockUpdate(BaseModel):
+    """Body of ``PUT /books/{book_id}/stock``."""
+
+    quantity: int
+
+
+class StockRead(BaseModel):
+    """A book's stock level as the API returns it."""
+
+    book_id: int
+    quantity: int

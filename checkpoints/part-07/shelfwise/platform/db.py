@@ -1,0 +1,102 @@
+"""Persistence plumbing shared by every feature: the model base, engine, sessions, paging."""
+
+from typing import Any, Self, TypeVar
+
+from sqlalchemy import MetaData, Select, event, func, select
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+from shelfwise.platform.pagination import Page, ensure_valid_window
+
+T = TypeVar("T")
+
+# Deterministic constraint names, so migrations (and error messages) can refer to a constraint
+# by a name we chose rather than one the database invented.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Base class of every ORM model; its metadata describes the whole schema."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    """Create the async engine for ``database_url``.
+
+    SQLite ignores foreign keys unless asked on every connection, so we ask.
+    """
+    engine = create_async_engine(database_url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
+    return engine
+
+
+def _enable_sqlite_foreign_keys(dbapi_connection: Any, _connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose objects stay readable after commit.
+
+    ``expire_on_commit=False`` matters in async code: an expired attribute would need a hidden
+    query to reload, and hidden queries cannot run outside ``await``.
+    """
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    """Create every table known to ``Base.metadata`` that does not exist yet."""
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+
+
+class Database:
+    """The process's database resources: one engine (and so one connection pool) and the
+    factory that opens sessions on it.
+
+    The app's lifespan creates exactly one and stores it on ``app.state``; nothing is created at
+    import time, so tests and notebooks can build as many independent apps as they like.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.session_factory = create_session_factory(engine)
+
+    @classmethod
+    def connect(cls, database_url: str) -> Self:
+        """Create the engine for ``database_url``. No connection is opened until one is needed."""
+        return cls(create_engine(database_url))
+
+    async def create_schema(self) -> None:
+        """Create the tables that do not exist yet (until migrations arrive in part 17)."""
+        await create_schema(self.engine)
+
+    async def dispose(self) -> None:
+        """Close every pooled connection. The app's lifespan calls this on shutdown."""
+        await self.engine.dispose()
+
+
+async def fetch_page(session: AsyncSession, matches: Select[T], limit: int, offset: int) -> Page[T]:
+    """Run ``matches`` (filters, ordering and loader options included) for one page of results.
+
+    The total is counted over the same statement, so it always agrees with the items.
+    """
+    ensure_valid_window(limit, offset)
+    matching = matches.order_by(None).subquery()
+    total = await session.scalar(select(func.count()).select_from(matching))
+    items = await session.scalars(matches.limit(limit).offset(offset))
+    return Page(items=items.all(), total=total or 0, limit=limit, offset=offset)

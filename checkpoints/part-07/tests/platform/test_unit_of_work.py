@@ -1,0 +1,47 @@
+"""SqlUnitOfWork commits only what it is told to commit."""
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from shelfwise.catalog.models import Author
+from shelfwise.platform.db import create_session_factory
+from shelfwise.platform.unit_of_work import SqlUnitOfWork
+
+
+async def count_authors_in_a_new_session(engine: AsyncEngine) -> int:
+    async with create_session_factory(engine)() as fresh:
+        return await fresh.scalar(select(func.count()).select_from(Author)) or 0
+
+
+async def test_committed_work_is_visible_to_other_sessions(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    async with SqlUnitOfWork(session) as uow:
+        session.add(Author(name="Octavia E. Butler"))
+        await uow.commit()
+
+    assert await count_authors_in_a_new_session(engine) == 1
+
+
+async def test_leaving_without_commit_rolls_back(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    async with SqlUnitOfWork(session):
+        session.add(Author(name="Octavia E. Butler"))
+        await session.flush()  # the row reached the database, inside the transaction
+
+    assert await session.scalar(select(func.count()).select_from(Author)) == 0
+    assert await count_authors_in_a_new_session(engine) == 0
+
+
+async def test_an_exception_rolls_back_and_propagates(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        async with SqlUnitOfWork(session):
+            session.add(Author(name="Octavia E. Butler"))
+            await session.flush()
+            raise RuntimeError("boom")
+
+    assert await count_authors_in_a_new_session(engine) == 0
