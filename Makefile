@@ -7,6 +7,8 @@ UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.synced
 # Use the machine's Python; never download an interpreter.
 export UV_PYTHON_DOWNLOADS := never
+# MkDocs prints a banner about its successor on every build; the site is fine as it is.
+export NO_MKDOCS_2_WARNING := 1
 # Notebooks run in parallel when there are cores for it.
 JOBS ?= 2
 
