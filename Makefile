@@ -39,7 +39,7 @@ lock: setup  ## re-resolve requirements.lock from pyproject.toml
 # --- the main jobs ----------------------------------------------------------------------
 
 lab: setup  ## open JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 serve: setup  ## run the finished service on SQLite (http://127.0.0.1:8000/docs)
 	$(VENV)/bin/uvicorn --factory shelfwise.main:create_app --host 127.0.0.1 --port 8000

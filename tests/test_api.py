@@ -32,6 +32,22 @@ async def create_book(client: httpx.AsyncClient, author_id: int, **overrides: An
     return book_id
 
 
+async def two_stocked_books(client: httpx.AsyncClient) -> tuple[int, int]:
+    """Two books, 12.50 and 8.99 USD, 20 copies each in stock: the ids of both."""
+    author_id = await create_author(client)
+    earthsea = await create_book(client, author_id, isbn="9780306406157")
+    kindred = await create_book(
+        client,
+        author_id,
+        isbn="9780807083697",
+        title="Kindred",
+        price={"amount": "8.99", "currency": "USD"},
+    )
+    for book_id in (earthsea, kindred):
+        await client.put(f"/books/{book_id}/stock", json={"quantity": 20})
+    return earthsea, kindred
+
+
 async def test_authors_can_be_created_fetched_and_listed(client: httpx.AsyncClient) -> None:
     for name in ("Ursula K. Le Guin", "Octavia E. Butler", "N. K. Jemisin"):
         await create_author(client, name)
@@ -211,17 +227,7 @@ async def test_stock_of_an_unknown_book_is_404(client: httpx.AsyncClient) -> Non
 
 
 async def test_a_bulk_quote_gets_the_discount(client: httpx.AsyncClient) -> None:
-    author_id = await create_author(client)
-    earthsea = await create_book(client, author_id, isbn="9780306406157")
-    kindred = await create_book(
-        client,
-        author_id,
-        isbn="9780807083697",
-        title="Kindred",
-        price={"amount": "8.99", "currency": "USD"},
-    )
-    for book_id in (earthsea, kindred):
-        await client.put(f"/books/{book_id}/stock", json={"quantity": 20})
+    earthsea, kindred = await two_stocked_books(client)
 
     response = await client.post(
         "/orders/quote",
@@ -268,17 +274,7 @@ async def stock_of(client: httpx.AsyncClient, book_id: int) -> int:
 
 
 async def test_an_order_is_placed_stored_and_takes_the_stock(client: httpx.AsyncClient) -> None:
-    author_id = await create_author(client)
-    earthsea = await create_book(client, author_id, isbn="9780306406157")
-    kindred = await create_book(
-        client,
-        author_id,
-        isbn="9780807083697",
-        title="Kindred",
-        price={"amount": "8.99", "currency": "USD"},
-    )
-    for book_id in (earthsea, kindred):
-        await client.put(f"/books/{book_id}/stock", json={"quantity": 20})
+    earthsea, kindred = await two_stocked_books(client)
 
     placed = await client.post(
         "/orders",

@@ -31,6 +31,24 @@ from workbook.parts import (
 # instead of comparing against it.
 RECORD_ENV = "WORKBOOK_RECORD"
 
+_COLOUR_VARIABLES = ("FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS")
+# What pytest and hypothesis look at to decide they run in CI.
+_CI_VARIABLES = (
+    "CI",
+    "BUILD_NUMBER",
+    "TF_BUILD",
+    "BUILDKITE",
+    "CIRCLECI",
+    "CIRRUS_CI",
+    "CODEBUILD_BUILD_ID",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "HEROKU_TEST_RUN_ID",
+    "TEAMCITY_VERSION",
+    "bamboo.buildKey",
+    "__TOX_ENVIRONMENT_VARIABLE_ORIGINAL_CI",
+)
+
 # Throw-away files a notebook writes to demonstrate something; never part of a checkpoint.
 SCRATCH_DIR = "scratch"
 
@@ -270,9 +288,11 @@ class Workspace:
         env.pop(RECORD_ENV, None)
         env.setdefault("MPLBACKEND", "Agg")
         # Jupyter asks child processes for colour; stored outputs must be plain text.
-        for name in ("FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS"):
+        # pytest and hypothesis print more when they detect CI; outputs must not depend on it.
+        for name in (*_COLOUR_VARIABLES, *_CI_VARIABLES):
             env.pop(name, None)
         env["NO_COLOR"] = "1"
+        env["COLUMNS"] = "80"
         return env
 
     # -- exercises and the end-of-part check ---------------------------------------

@@ -8,36 +8,11 @@ import pytest
 from shelfwise.catalog import importer
 from shelfwise.catalog.errors import InvalidCsvError, InvalidCsvRowError
 from shelfwise.catalog.importer import MAX_IMPORT_ROWS, import_books_csv, parse_books_csv
-from shelfwise.catalog.models import Author
 from shelfwise.catalog.service import BookService, NewBook
-from tests.catalog.fakes import InMemoryAuthorRepository, InMemoryBookRepository
+from tests.catalog.fakes import InMemoryBookRepository
 from tests.platform.fakes import FakeUnitOfWork
 
 HEADER = "isbn,title,author_id,price_amount,price_currency,category,publication_year\n"
-
-
-@pytest.fixture
-async def authors() -> InMemoryAuthorRepository:
-    authors = InMemoryAuthorRepository()
-    await authors.add(Author(name="Ursula K. Le Guin"))
-    return authors
-
-
-@pytest.fixture
-def books(authors: InMemoryAuthorRepository) -> InMemoryBookRepository:
-    return InMemoryBookRepository(authors)
-
-
-@pytest.fixture
-def uow() -> FakeUnitOfWork:
-    return FakeUnitOfWork()
-
-
-@pytest.fixture
-def service(
-    books: InMemoryBookRepository, authors: InMemoryAuthorRepository, uow: FakeUnitOfWork
-) -> BookService:
-    return BookService(books, authors, uow)
 
 
 def test_rows_become_new_books_numbered_like_a_spreadsheet() -> None:

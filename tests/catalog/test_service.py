@@ -11,36 +11,11 @@ from shelfwise.catalog.errors import (
     InvalidIsbnError,
     PriceOutOfRangeError,
 )
-from shelfwise.catalog.models import Author
 from shelfwise.catalog.service import AuthorService, BookService
 from shelfwise.platform.money import InvalidCurrencyError
 from tests.catalog.fakes import InMemoryAuthorRepository, InMemoryBookRepository
 from tests.factories import new_book
 from tests.platform.fakes import FakeUnitOfWork
-
-
-@pytest.fixture
-async def authors() -> InMemoryAuthorRepository:
-    authors = InMemoryAuthorRepository()
-    await authors.add(Author(name="Ursula K. Le Guin"))
-    return authors
-
-
-@pytest.fixture
-def books(authors: InMemoryAuthorRepository) -> InMemoryBookRepository:
-    return InMemoryBookRepository(authors)
-
-
-@pytest.fixture
-def uow() -> FakeUnitOfWork:
-    return FakeUnitOfWork()
-
-
-@pytest.fixture
-def service(
-    books: InMemoryBookRepository, authors: InMemoryAuthorRepository, uow: FakeUnitOfWork
-) -> BookService:
-    return BookService(books, authors, uow)
 
 
 async def _add_titles(service: BookService, *titles: str) -> None:

@@ -157,3 +157,17 @@ def test_stored_outputs_do_not_depend_on_the_machine(part: Part) -> None:
             text = json.dumps(output)
             assert str(REPO_ROOT) not in text, f"an absolute path in {part.name}: {text[:200]}"
             assert "0x7f" not in text, f"a memory address in {part.name}: {text[:200]}"
+
+
+def test_tools_print_the_same_in_ci_as_on_a_laptop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    workspace = Workspace(1, tmp_path)
+    result = workspace.python(
+        "-c",
+        "import os; print(sorted(k for k in ('CI', 'FORCE_COLOR') if k in os.environ))",
+        quiet=True,
+    )
+    assert result.output == "[]"
