@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import settings
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 # Importing the models registers their tables on Base.metadata.
@@ -27,6 +28,11 @@ from shelfwise.orders import models as order_models  # noqa: F401
 from shelfwise.platform.db import create_engine, create_schema, create_session_factory
 from shelfwise.platform.settings import Settings
 from tests.databases import POSTGRES_URL_VARIABLE, PostgresDatabases, postgres_server
+
+# Property tests: the same examples on every run, so a failure reproduces, and no deadline —
+# a loaded CI machine must not fail a test for being slow (speed belongs in benchmarks).
+settings.register_profile("shelfwise", database=None, derandomize=True, deadline=None)
+settings.load_profile("shelfwise")
 
 MARKERS = {
     "unit": "pure logic and services on in-memory fakes: no database, no HTTP",

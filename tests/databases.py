@@ -64,11 +64,11 @@ def _start_embedded_server(directory: Path) -> "PostgresServer":
 class PostgresDatabases:
     """Empty databases on one server, handed to one test at a time.
 
-    Measured on a 2-CPU machine: ``CREATE DATABASE`` takes ~0.3 s (PostgreSQL copies its
-    template, ~8 MB), ``DROP DATABASE`` ~0.1 s, but emptying a database (dropping and recreating
-    its ``public`` schema, with every table and sequence in it) ~0.02 s. So a database a test is
-    done with is emptied and handed to the next test; a new one, ``test_<pid>_<n>``, is created
-    only when none is free. Each test still starts from an empty database, ids from 1.
+    ``CREATE DATABASE`` copies PostgreSQL's template database; emptying a database (dropping and
+    recreating its ``public`` schema, with every table and sequence in it) is far cheaper — part 8
+    of the workbook measures both. So a database a test is done with is emptied and handed to the
+    next test; a new one, ``test_<pid>_<n>``, is created only when none is free. Each test still
+    starts from an empty database, ids from 1.
     """
 
     def __init__(self, admin_url: URL) -> None:
