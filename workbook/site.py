@@ -17,13 +17,11 @@ pages without touching ``mkdocs.yml``. ``docs/index.md`` may contain the marker
 
 from __future__ import annotations
 
-import difflib
 import html
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # MkDocs loads hooks by path, not as a package
@@ -37,6 +35,7 @@ from mkdocs.structure.files import File, Files  # noqa: E402
 from mkdocs.structure.pages import Page  # noqa: E402
 from mkdocs.utils import get_relative_url  # noqa: E402
 
+from workbook.diffs import file_changes  # noqa: E402
 from workbook.parts import (  # noqa: E402
     APP_PATHS,
     CHECKPOINTS_DIR,
@@ -50,8 +49,6 @@ from workbook.parts import (  # noqa: E402
 PARTS_SECTION = "Parts"
 PARTS_MARKER = "<!-- parts:written -->"
 BAR_CLASS = "sw-part-bar"
-
-ChangeKind = Literal["added", "changed", "removed"]
 
 
 @dataclass(frozen=True)
@@ -108,17 +105,6 @@ class Checkpoint:
         return app_files(self.root) if self.exists else {}
 
 
-@dataclass(frozen=True)
-class FileChange:
-    """How one application file differs between two checkpoints."""
-
-    path: str
-    kind: ChangeKind
-    diff: str  # unified diff, or a one-line note for a binary file
-    added: int
-    removed: int
-
-
 class NotebookPage(File):
     """A notebook outside ``docs_dir`` published as a page; mkdocs-jupyter renders it.
 
@@ -151,47 +137,6 @@ def start_checkpoint(part: Part) -> Checkpoint:
 
 def end_checkpoint(part: Part) -> Checkpoint:
     return Checkpoint(part.number, checkpoint_dir(part.number))
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def file_changes(before: dict[str, Path], after: dict[str, Path]) -> list[FileChange]:
-    """Every file added, changed or removed between two sets of application files."""
-    changes: list[FileChange] = []
-    for path in sorted(before.keys() | after.keys()):
-        old, new = before.get(path), after.get(path)
-        if old is not None and new is not None and old.read_bytes() == new.read_bytes():
-            continue
-        kind: ChangeKind = "added" if old is None else "removed" if new is None else "changed"
-        header = [
-            "--- /dev/null\n" if old is None else f"--- a/{path}\n",
-            "+++ /dev/null\n" if new is None else f"+++ b/{path}\n",
-        ]
-        old_text = "" if old is None else _read_text(old)
-        new_text = "" if new is None else _read_text(new)
-        if old_text is None or new_text is None:
-            changes.append(FileChange(path, kind, "".join([*header, "Binary file\n"]), 0, 0))
-            continue
-        hunks = list(
-            difflib.unified_diff(
-                old_text.splitlines(keepends=True), new_text.splitlines(keepends=True), n=3
-            )
-        )[2:]  # difflib's own ---/+++ lines: replaced by the git-style header
-        if not hunks:
-            hunks = ["(empty file)\n"]
-        text = "".join(
-            line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-            for line in [*header, *hunks]
-        )
-        added = sum(1 for line in hunks if line.startswith("+"))
-        removed = sum(1 for line in hunks if line.startswith("-"))
-        changes.append(FileChange(path, kind, text, added, removed))
-    return changes
 
 
 def _fence(text: str) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbook.diffs import file_changes
 from workbook.parts import (
     APP_PATHS,
     REPO_ROOT,
@@ -131,19 +132,27 @@ class TestRun:
         """Show nothing: pytest's report was printed already."""
 
 
+# Missing and extra files first: they explain most of the diffs that follow.
+_PROBLEM_ORDER = {"removed": 0, "added": 1, "changed": 2}
+
+
 def diff_trees(expected: dict[str, Path], actual: dict[str, Path], label: str) -> list[str]:
-    """A readable list of differences between two sets of application files."""
-    problems: list[str] = []
-    for name in sorted(expected.keys() - actual.keys()):
-        problems.append(f"missing: {name} is in {label} but the notebook did not write it")
-    for name in sorted(actual.keys() - expected.keys()):
-        problems.append(f"extra: {name} was written by the notebook but is not in {label}")
-    for name in sorted(expected.keys() & actual.keys()):
-        want = expected[name].read_text(encoding="utf-8").splitlines(keepends=True)
-        got = actual[name].read_text(encoding="utf-8").splitlines(keepends=True)
-        if want != got:
-            diff = difflib.unified_diff(want, got, f"{label}/{name}", f"workspace/{name}")
-            problems.append(f"differs: {name}\n" + "".join(diff).rstrip("\n"))
+    """A readable list of how the workspace (``actual``) differs from checkpoint ``label``."""
+    problems = []
+    changes = file_changes(expected, actual)
+    for change in sorted(changes, key=lambda change: (_PROBLEM_ORDER[change.kind], change.path)):
+        if change.kind == "removed":
+            problems.append(
+                f"missing: {change.path} is in {label} but the notebook did not write it"
+            )
+        elif change.kind == "added":
+            problems.append(
+                f"extra: {change.path} was written by the notebook but is not in {label}"
+            )
+        else:
+            problems.append(
+                f"differs: {change.path} (- {label}, + workspace)\n{change.diff.rstrip()}"
+            )
     return problems
 
 

@@ -356,7 +356,7 @@ def test_changes_page(browser: Browser, part: Part) -> None:
 
 
 def test_file_changes_make_a_unified_diff(tmp_path: Path) -> None:
-    from workbook.site import file_changes
+    from workbook.diffs import file_changes
 
     def tree(name: str, files: dict[str, str | bytes]) -> dict[str, Path]:
         paths = {}
