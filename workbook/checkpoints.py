@@ -1,11 +1,19 @@
-"""Regenerate the checkpoints and the stored notebook outputs from the notebooks."""
+"""Regenerate the checkpoints and the stored notebook outputs from the notebooks.
+
+Recording twice leaves no diff: stream outputs are stored joined (how a kernel chunks
+them depends on timing), and a cell whose output is a measurement is tagged ``measured``
+in its metadata, so that nbval does not compare it (``notebooks/conftest.py``).
+``determinism_problems`` checks both on the stored notebooks.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from workbook.parts import (
     APP_PATHS,
@@ -16,6 +24,58 @@ from workbook.parts import (
     app_files,
     checkpoint_dir,
 )
+
+# The cell tag for outputs that are measurements (timings, throughput, plots of them).
+MEASURED_TAG = "measured"
+
+
+def join_streams(outputs: list[Any]) -> list[Any]:
+    """Join consecutive stream outputs of the same name (stdout, stderr) into one.
+
+    Where a kernel splits a cell's printing into chunks depends on timing; the text does not.
+    """
+    joined: list[Any] = []
+    for output in outputs:
+        previous = joined[-1] if joined else None
+        if (
+            previous is not None
+            and output["output_type"] == previous["output_type"] == "stream"
+            and output["name"] == previous["name"]
+        ):
+            previous["text"] = _text(previous["text"]) + _text(output["text"])
+        else:
+            joined.append(output)
+    return joined
+
+
+def _text(text: str | list[str]) -> str:
+    return text if isinstance(text, str) else "".join(text)
+
+
+def determinism_problems(notebook: Path) -> list[str]:
+    """What in a stored notebook would change if it were recorded again.
+
+    Two consecutive stream outputs of the same name (recording joins them), and an image in
+    a cell not tagged ``measured`` (a plot here is a plot of measurements). Timings printed as
+    text cannot be told from constants ("timeout after 0.05 s"); tagging those is the
+    author's part, and printing a comparison ("faster: True") instead is better still.
+    """
+    problems = []
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    code_cells = [cell for cell in cells if cell["cell_type"] == "code"]
+    for number, cell in enumerate(code_cells, start=1):
+        where = f"{notebook.name}, code cell {number}"
+        outputs = cell.get("outputs", [])
+        if len(join_streams([dict(output) for output in outputs])) != len(outputs):
+            problems.append(f"{where}: consecutive stream outputs of the same name")
+        if MEASURED_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
+        for output in outputs:
+            data = output.get("data", {})
+            if "image/png" in data or "image/svg+xml" in data:
+                problems.append(f"{where}: an image output, not tagged {MEASURED_TAG!r}")
+                break
+    return problems
 
 
 def record_checkpoint(workspace: Path, target: Path) -> None:
@@ -50,6 +110,8 @@ def execute_notebook(part: Part) -> None:
     notebook.metadata["language_info"] = {"name": "python"}
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = join_streams(cell.outputs)
     nbformat.write(notebook, part.notebook)  # type: ignore[no-untyped-call]
 
 

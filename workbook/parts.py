@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -30,7 +32,14 @@ IGNORED_NAMES = frozenset(
     }
 )
 
-_NOTEBOOK_NAME = re.compile(r"^part-(\d{2})-([a-z0-9-]+)\.ipynb$")
+# part-NN-slug.ipynb, the slug lowercase words joined by single hyphens.
+_NOTEBOOK_NAME = re.compile(r"^part-(\d{2})-([a-z0-9]+(?:-[a-z0-9]+)*)\.ipynb$")
+# JupyterLab's "Duplicate" (and classic Jupyter's "Make a Copy") append "-Copy1"; a lowercase
+# "-copy1" would pass as a slug, so copies are named and refused explicitly.
+_COPY_SUFFIX = re.compile(r"-copy\d*$", re.IGNORECASE)
+# Set once a process has said which notebooks it ignores. Kernels inherit it, so the line
+# never lands in a stored output (`make checkpoints`) or in an nbval run's outputs.
+QUIET_ENV = "WORKBOOK_IGNORED_REPORTED"
 
 
 @dataclass(frozen=True)
@@ -58,14 +67,55 @@ class Part:
         return self.slug.replace("-", " ").capitalize()
 
 
+def part_match(path: Path) -> re.Match[str] | None:
+    """The name match if ``path`` is a part's notebook, ``None`` for anything else.
+
+    Anything else: a copy (``part-04-service-layer-Copy1.ipynb``), a learner's own notebook,
+    or anything under ``.ipynb_checkpoints/`` (JupyterLab's autosaves).
+    """
+    if path.parent.resolve() != NOTEBOOKS_DIR or _COPY_SUFFIX.search(path.stem):
+        return None
+    return _NOTEBOOK_NAME.match(path.name)
+
+
+def ignored_notebooks() -> list[Path]:
+    """The notebooks in ``notebooks/`` that are not parts (copies, a learner's own)."""
+    return [path for path in sorted(NOTEBOOKS_DIR.glob("*.ipynb")) if part_match(path) is None]
+
+
+def ignored_message(path: Path) -> str:
+    return f"ignoring {_display(path)}: not a part (parts are named part-NN-slug.ipynb)"
+
+
+def report_ignored(paths: list[Path]) -> None:
+    """Say once per process (and its children), on stderr, which notebooks are not parts.
+
+    stderr, not ``warnings.warn``: test runs turn warnings into errors, and a learner's copy
+    of a notebook must not break them.
+    """
+    if paths and not os.environ.get(QUIET_ENV):
+        for path in paths:
+            print(ignored_message(path), file=sys.stderr)
+        os.environ[QUIET_ENV] = "1"
+
+
+def _display(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def all_parts() -> list[Part]:
-    """Every part that has a notebook, in order."""
-    parts = []
-    for path in sorted(NOTEBOOKS_DIR.glob("part-*.ipynb")):
-        match = _NOTEBOOK_NAME.match(path.name)
+    """Every part that has a notebook, in order; other notebooks are reported and ignored."""
+    parts, ignored = [], []
+    for path in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
+        match = part_match(path)
         if match is None:
-            raise ValueError(f"{path.name}: notebooks are named part-NN-<slug>.ipynb")
-        parts.append(Part(int(match[1]), match[2], path))
+            ignored.append(path)
+        else:
+            parts.append(Part(int(match[1]), match[2], path))
+    report_ignored(ignored)
     numbers = [part.number for part in parts]
     if numbers != list(range(1, len(parts) + 1)):
         raise ValueError(f"parts must be numbered 1, 2, 3… without gaps, found {numbers}")

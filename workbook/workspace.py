@@ -1,7 +1,20 @@
-"""The learner's workspace: a copy of the previous checkpoint that a part's notebook writes into."""
+"""The learner's workspace: a copy of the previous checkpoint that a part's notebook writes into.
+
+Exercises work in a copy. ``ws.exercises()`` (the first code cell of a part's exercises)
+copies the part's workspace to ``.workspaces/part-NN-exercises/`` and from then on ``%%code``,
+``ws.write`` and the tools (``ws.pytest``, ``ws.lint_imports``…) work there, and it becomes
+the current directory and the first entry of ``sys.path``. ``ws.check()`` keeps checking the
+part's own workspace, strictly: every file equal to the checkpoint, nothing extra. So a solved
+exercise (a new ``shelfwise/shipping/`` package, an edited ``.importlinter``) can never make
+the part's check fail, and the check never has to guess which files were exercises. Running
+the exercises cell again starts the copy afresh, as ``start_part`` does; pass ``keep=True``
+to continue an earlier attempt. ``await ws.exercise(name, check)`` is unchanged: the check
+runs wherever the learner is working.
+"""
 
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib
 import inspect
@@ -157,11 +170,16 @@ def diff_trees(expected: dict[str, Path], actual: dict[str, Path], label: str) -
 
 
 class Workspace:
-    """A part's working copy of the application, on ``sys.path`` while the notebook runs."""
+    """A part's working copy of the application, on ``sys.path`` while the notebook runs.
+
+    ``root`` is where files are written and tools run: the part's workspace, or its
+    exercises copy after ``exercises()``. ``part_root`` is what ``check()`` checks.
+    """
 
     def __init__(self, part_number: int, root: Path) -> None:
         self.part = get_part(part_number)
         self.root = root
+        self.part_root = root
         self.start = checkpoint_dir(part_number - 1)
 
     # -- writing files -------------------------------------------------------------
@@ -317,30 +335,74 @@ class Workspace:
         else:
             print(f"Exercise {name}: solved ✔")
 
+    def exercises(self, *, keep: bool = False) -> None:
+        """Work on the exercises in a copy of this workspace; the part's check stays strict."""
+        root = WORKSPACES_DIR / f"{self.part.name}-exercises"
+        if root.exists() and not keep:
+            shutil.rmtree(root)
+        if not root.exists():
+            _copy_app(app_files(self.part_root), root)
+        (root / SCRATCH_DIR).mkdir(parents=True, exist_ok=True)
+        _enter(root, leave=self.root)
+        self.root = root
+        print(
+            f"Exercises: {_display(root)} (a copy of your part {self.part.number} workspace) "
+            f"is the current directory; ws.check() still checks {_display(self.part_root)}"
+        )
+
     def check(self) -> None:
-        """The end-of-part check: the workspace equals the part's checkpoint and its tests pass."""
+        """The end-of-part check: the workspace equals the part's checkpoint and its tests pass.
+
+        Both are always reported: the file differences first (they usually explain the
+        failing tests), then pytest's report.
+        """
         from workbook.checkpoints import record_checkpoint
 
-        run = self.pytest(quiet=True)
-        if not run.ok:
-            print(run.output)
-            raise AssertionError(f"{self.part.name}: {run.failed} tests failed")
+        part = copy.copy(self)
+        part.root = self.part_root  # never the exercises copy
+        run = part.pytest(quiet=True)
         expected = checkpoint_dir(self.part.number)
         assert expected is not None
-        if os.environ.get(RECORD_ENV):
-            record_checkpoint(self.root, expected)
-        problems = diff_trees(app_files(expected), app_files(self.root), self.part.name)
+        if run.ok and os.environ.get(RECORD_ENV):
+            record_checkpoint(self.part_root, expected)
+        problems = diff_trees(app_files(expected), app_files(self.part_root), self.part.name)
+        failures = []
         if problems:
             where = "the repository root" if expected == REPO_ROOT else _display(expected)
-            raise AssertionError(
+            failures.append(
                 f"your workspace does not match checkpoint {self.part.name} ({where}):\n"
                 + "\n".join(problems)
             )
-        files = len(app_files(self.root))
+            if self.root == self.part_root and any(p.startswith("extra:") for p in problems):
+                failures[-1] += "\n(exercises belong in their own copy: run ws.exercises() first)"
+        if not run.ok:
+            failed = f"{_count(run.failed, 'test')} failed" if run.failed else "no test passed"
+            failures.append(f"{self.part.name}: {failed}:\n{run.output}")
+        if failures:
+            raise AssertionError("\n\n".join(failures))
         print(
-            f"✔ workspace matches checkpoint {self.part.name} ({files} files); "
-            f"{_count(run.passed, 'test')} passed"
+            f"✔ workspace matches checkpoint {self.part.name} "
+            f"({len(app_files(self.part_root))} files); {_count(run.passed, 'test')} passed"
         )
+
+
+def _copy_app(files: dict[str, Path], root: Path) -> None:
+    root.mkdir(parents=True)
+    for relative, source in files.items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
+def _enter(root: Path, leave: Path | None = None) -> None:
+    """Make ``root`` the current directory and the place imports come from."""
+    os.chdir(root)
+    if leave is not None and str(leave) in sys.path:
+        sys.path.remove(str(leave))
+    if str(root) in sys.path:
+        sys.path.remove(str(root))
+    sys.path.insert(0, str(root))
+    unload_app_modules()
 
 
 def start_part(number: int, *, keep: bool = False) -> Workspace:
@@ -360,17 +422,11 @@ def start_part(number: int, *, keep: bool = False) -> Workspace:
     if root.exists() and not keep:
         shutil.rmtree(root)
     if not root.exists():
-        root.mkdir(parents=True)
-        for relative, source in app_files(start).items():
-            target = root / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+        _copy_app(app_files(start), root)
     (root / SCRATCH_DIR).mkdir(exist_ok=True)
     workspace = Workspace(number, root)
-    os.chdir(root)
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    unload_app_modules()
+    # A part's exercises copy from an earlier run must not shadow the part's own files.
+    _enter(root, leave=WORKSPACES_DIR / f"{part.name}-exercises")
     _register_magics(workspace)
     origin = "an empty workspace" if start is None else f"checkpoint part-{number - 1:02d}"
     print(

@@ -168,3 +168,162 @@ def test_tools_print_the_same_in_ci_as_on_a_laptop(
         quiet=True,
     )
     assert result.output == "[]"
+
+
+# --- discovery ---------------------------------------------------------------------------
+
+
+def test_copies_and_stray_notebooks_are_ignored_and_named_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import workbook.parts
+
+    for name in (
+        "part-01-structure.ipynb",
+        "part-02-service-layer.ipynb",
+        "part-02-service-layer-Copy1.ipynb",  # JupyterLab's "Duplicate"
+        "part-02-service-layer-copy2.ipynb",  # a valid slug, but still a copy
+        "Untitled.ipynb",
+        ".ipynb_checkpoints/part-01-structure-checkpoint.ipynb",
+    ):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("{}", encoding="utf-8")
+    monkeypatch.setattr(workbook.parts, "NOTEBOOKS_DIR", tmp_path.resolve())
+    monkeypatch.delenv(workbook.parts.QUIET_ENV, raising=False)
+    assert [(part.number, part.slug) for part in all_parts()] == [
+        (1, "structure"),
+        (2, "service-layer"),
+    ]
+    all_parts()
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert [line.split(":")[0] for line in captured.err.splitlines()] == [
+        f"ignoring {tmp_path}/Untitled.ipynb",
+        f"ignoring {tmp_path}/part-02-service-layer-Copy1.ipynb",
+        f"ignoring {tmp_path}/part-02-service-layer-copy2.ipynb",
+    ]
+
+
+def test_nbval_skips_copies_and_does_not_compare_measurements(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+    from types import SimpleNamespace
+
+    from workbook.parts import NOTEBOOKS_DIR, QUIET_ENV
+
+    monkeypatch.setenv(QUIET_ENV, "")  # importing the conftest sets it; restored afterwards
+    spec = importlib.util.spec_from_file_location("nbval_conftest", NOTEBOOKS_DIR / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    assert conftest.pytest_ignore_collect(NOTEBOOKS_DIR / "part-04-service-layer-Copy1.ipynb")
+    assert conftest.pytest_ignore_collect(all_parts()[0].notebook) is None
+    measured = SimpleNamespace(cell=SimpleNamespace(metadata={"tags": ["measured"]}), options={})
+    plain = SimpleNamespace(cell=SimpleNamespace(metadata={}), options={})
+    conftest.pytest_collection_modifyitems([measured, plain])
+    assert measured.options == {"check": False}
+    assert plain.options == {}
+
+
+# --- the end-of-part check and exercises --------------------------------------------------
+
+
+def _part_one_workspace(root: Path) -> Workspace:
+    for relative, source in app_files(checkpoint_dir(1)).items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(source.read_bytes())
+    return Workspace(1, root)
+
+
+def test_a_failed_check_shows_the_differing_files_then_the_failing_tests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace = _part_one_workspace(tmp_path)
+    workspace.write("tests/test_wrong.py", "def test_wrong() -> None:\n    assert 1 == 2")
+    with pytest.raises(AssertionError) as failure:
+        workspace.check()
+    message = str(failure.value)
+    assert message.startswith("your workspace does not match checkpoint part-01")
+    assert "extra: tests/test_wrong.py" in message
+    assert "run ws.exercises() first" in message
+    assert message.index("extra: tests/test_wrong.py") < message.index("part-01: 1 test failed")
+    assert "test_wrong" in message.split("part-01: 1 test failed")[1]
+
+
+@pytest.mark.usefixtures("restore_process_state")
+def test_exercises_work_in_a_copy_and_the_part_check_stays_strict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import workbook.workspace
+
+    monkeypatch.setattr(workbook.workspace, "WORKSPACES_DIR", tmp_path)
+    workspace = _part_one_workspace(tmp_path / "part-01")
+    workspace.exercises()
+    copy = tmp_path / "part-01-exercises"
+    assert (Path.cwd(), sys.path[0]) == (copy, str(copy))
+    assert capsys.readouterr().out.startswith("Exercises: ")
+    # Exercise 1.1: a new feature package and an edited contract file.
+    workspace.write("shelfwise/shipping/__init__.py", '"""Shipping."""')
+    workspace.write(".importlinter", (copy / ".importlinter").read_text() + "# shipping\n")
+    assert (copy / "shelfwise/shipping/__init__.py").is_file()
+    assert not (tmp_path / "part-01/shelfwise/shipping").exists()
+    workspace.check()
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("✔ workspace matches checkpoint part-01")
+
+
+# --- deterministic recording --------------------------------------------------------------
+
+
+def test_recording_joins_consecutive_streams_of_the_same_name() -> None:
+    from workbook.checkpoints import join_streams
+
+    def stream(name: str, text: str) -> dict[str, str]:
+        return {"output_type": "stream", "name": name, "text": text}
+
+    figure = {"output_type": "display_data", "data": {"image/png": ""}}
+    outputs = [
+        stream("stdout", "a\n"),
+        stream("stdout", "b\n"),
+        stream("stderr", "!\n"),
+        stream("stdout", "c\n"),
+        figure,
+        stream("stdout", "d\n"),
+    ]
+    assert join_streams(outputs) == [
+        stream("stdout", "a\nb\n"),
+        stream("stderr", "!\n"),
+        stream("stdout", "c\n"),
+        figure,
+        stream("stdout", "d\n"),
+    ]
+
+
+def test_determinism_problems_name_split_streams_and_untagged_images(tmp_path: Path) -> None:
+    from workbook.checkpoints import determinism_problems
+
+    image = {"output_type": "display_data", "data": {"image/png": "", "text/plain": ""}}
+    text = {"output_type": "stream", "name": "stdout", "text": "x\n"}
+    cells = [
+        {"cell_type": "markdown", "source": "", "metadata": {}},
+        {"cell_type": "code", "metadata": {}, "outputs": [text, text]},
+        {"cell_type": "code", "metadata": {}, "outputs": [image]},
+        {"cell_type": "code", "metadata": {"tags": ["measured"]}, "outputs": [image]},
+        {"cell_type": "code", "metadata": {}, "outputs": [text, image, text]},
+    ]
+    notebook = tmp_path / "part-01-x.ipynb"
+    notebook.write_text(json.dumps({"cells": cells}), encoding="utf-8")
+    assert determinism_problems(notebook) == [
+        "part-01-x.ipynb, code cell 1: consecutive stream outputs of the same name",
+        "part-01-x.ipynb, code cell 2: an image output, not tagged 'measured'",
+        "part-01-x.ipynb, code cell 4: an image output, not tagged 'measured'",
+    ]
+
+
+@pytest.mark.parametrize("part", all_parts(), ids=lambda part: part.name)
+def test_recording_again_would_not_change_the_stored_outputs(part: Part) -> None:
+    from workbook.checkpoints import determinism_problems
+
+    problems = determinism_problems(part.notebook)
+    assert not problems, "\n".join(problems)
