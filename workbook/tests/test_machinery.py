@@ -327,3 +327,59 @@ def test_recording_again_would_not_change_the_stored_outputs(part: Part) -> None
 
     problems = determinism_problems(part.notebook)
     assert not problems, "\n".join(problems)
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+
+def test_serve_names_the_folder_of_a_part_and_refuses_others(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from workbook.__main__ import main
+
+    last = len(all_parts())
+    assert main(["app-dir", "1"]) == 0
+    assert main(["app-dir", str(last)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["checkpoints/part-01", "."]
+    for wrong in ("0", str(last + 1), "five", "-1"):
+        assert main(["app-dir", wrong]) == 2
+        assert capsys.readouterr().err == (
+            f"PART must be a part number, 1 to {last}; got {wrong!r}\n"
+        )
+
+
+def test_the_site_check_finds_chrome_by_any_of_its_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbook.browser import find_browser
+
+    chrome = tmp_path / "google-chrome-stable"
+    chrome.write_text("#!/bin/sh\n")
+    chrome.chmod(0o755)
+    monkeypatch.delenv("CHROMIUM", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_browser() == str(chrome)
+    monkeypatch.setenv("CHROMIUM", str(tmp_path / "missing"))
+    assert find_browser() is None
+
+
+def test_setup_refuses_an_old_python_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+
+    old = tmp_path / "python3.9"
+    old.write_text('#!/bin/sh\ncase "$2" in *print*) echo 3.9;; *) exit 1;; esac\n')
+    old.chmod(0o755)
+    # A throw-away VENV: the check must come before anything touches a virtual environment.
+    result = subprocess.run(
+        ["make", "--no-print-directory", "setup", f"PYTHON={old}", f"VENV={tmp_path}/venv"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert result.stdout == (
+        f"make setup: ShelfWise needs Python 3.11 or newer; {old} is 3.9 "
+        "(install one, or run make setup PYTHON=/path/to/python3.11)\n"
+    )
+    assert not (tmp_path / "venv").exists()
