@@ -383,3 +383,12 @@ def test_setup_refuses_an_old_python_in_one_line(tmp_path: Path) -> None:
         "(install one, or run make setup PYTHON=/path/to/python3.11)\n"
     )
     assert not (tmp_path / "venv").exists()
+
+
+def test_the_readme_says_how_many_parts_are_written() -> None:
+    import re
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    status = re.search(r"\*\*Status: (\d+) of 24 parts are written\.\*\*", readme)
+    assert status is not None, "README.md states how many parts are written"
+    assert int(status[1]) == len(all_parts())
