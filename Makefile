@@ -17,7 +17,9 @@ PORT ?= 8888
 # The Python that builds .venv: python3 when it is 3.11+, else the newest python3.1x on PATH
 # (macOS's python3 is 3.9). `make setup PYTHON=/path/to/python3.12` chooses another.
 ifeq ($(origin PYTHON),undefined)
-PYTHON := $(or $(shell for p in python3 python3.14 python3.13 python3.12 python3.11; do 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; 	done),python3)
+PYTHON := $(or $(shell for p in python3 python3.14 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; \
+	done),python3)
 endif
 _VERSION := import sys; print("%d.%d" % sys.version_info[:2])
 PYTHON_VERSION := $(shell $(PYTHON) -c '$(_VERSION)' 2>/dev/null)
