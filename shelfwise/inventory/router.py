@@ -10,18 +10,19 @@ from shelfwise.inventory.errors import InvalidQuantityError
 from shelfwise.inventory.schemas import StockRead, StockUpdate
 from shelfwise.platform.pagination import MAX_PAGE_SIZE
 from shelfwise.platform.problems import problem_responses
+from shelfwise.platform.schemas import Id
 
 # As many books per report as fit on one page of the catalog.
-BookIds = Annotated[list[int], Query(alias="book_id", min_length=1, max_length=MAX_PAGE_SIZE)]
+BookIds = Annotated[list[Id], Query(alias="book_id", min_length=1, max_length=MAX_PAGE_SIZE)]
 
 
-async def set_stock(book_id: int, body: StockUpdate, inventory: InventoryServiceDep) -> StockRead:
+async def set_stock(book_id: Id, body: StockUpdate, inventory: InventoryServiceDep) -> StockRead:
     """Record how many copies of a book are on hand."""
     await inventory.set_stock(book_id, body.quantity)
     return StockRead(book_id=book_id, quantity=body.quantity)
 
 
-async def get_stock(book_id: int, inventory: InventoryServiceDep) -> StockRead:
+async def get_stock(book_id: Id, inventory: InventoryServiceDep) -> StockRead:
     """Return how many copies of a book are on hand."""
     return StockRead(book_id=book_id, quantity=await inventory.get_stock(book_id))
 

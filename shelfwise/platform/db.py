@@ -2,7 +2,7 @@
 
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import MetaData, Select, event, func, select
+from sqlalchemy import Connection, MetaData, Select, event, func, select
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -35,12 +35,27 @@ class Base(DeclarativeBase):
 def create_engine(database_url: str) -> AsyncEngine:
     """Create the async engine for ``database_url``.
 
-    SQLite ignores foreign keys unless asked on every connection, so we ask.
+    Two SQLite driver defaults are wrong for us and are fixed here: foreign keys are ignored
+    unless asked for on every connection, and a savepoint opened before any write would
+    commit on release (see ``_begin_before_sqlite_savepoint``).
     """
     engine = create_async_engine(database_url)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
+        event.listen(engine.sync_engine, "savepoint", _begin_before_sqlite_savepoint)
     return engine
+
+
+def _begin_before_sqlite_savepoint(connection: Connection, _name: str) -> None:
+    # The sqlite3 driver emits BEGIN only before INSERT/UPDATE/DELETE, never before SAVEPOINT:
+    # a savepoint opened first starts a transaction of its own, and RELEASE commits it.
+    # SQLAlchemy's documented cure switches the driver's BEGIN off and begins every
+    # transaction, reads included, which turns concurrent orders into "database is locked".
+    # So we begin only where the driver fails to: IMMEDIATE takes the write lock the write
+    # inside the savepoint would take anyway, and waits for it like the driver's BEGIN does.
+    driver_connection = connection.connection.driver_connection
+    if driver_connection is not None and not driver_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, _connection_record: Any) -> None:

@@ -253,9 +253,9 @@ def openapi() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("path", "method", "statuses"),
     [
-        ("/books", "post", {"404", "409", "422", "500"}),
-        ("/books/{book_id}", "get", {"404", "422", "500"}),
-        ("/orders", "post", {"404", "409", "422", "500"}),
+        ("/books", "post", {"404", "409", "413", "422", "500"}),
+        ("/books/{book_id}", "get", {"404", "413", "422", "500"}),
+        ("/orders", "post", {"404", "409", "413", "422", "500"}),
         ("/health", "get", {"500"}),
     ],
 )

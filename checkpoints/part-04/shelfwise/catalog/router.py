@@ -9,11 +9,14 @@ from shelfwise.catalog.schemas import AuthorCreate, AuthorRead, BookCreate, Book
 from shelfwise.catalog.service import AuthorService, BookService, NewBook
 from shelfwise.platform.db import SessionDep
 from shelfwise.platform.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from shelfwise.platform.schemas import PageModel
+from shelfwise.platform.schemas import MAX_INT, NO_NUL, Id, PageModel, WholeNumber
 from shelfwise.platform.unit_of_work import SqlUnitOfWork
 
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-Offset = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE), WholeNumber]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT), WholeNumber]
+SearchText = Annotated[
+    str | None, Query(max_length=200, pattern=NO_NUL, description="Match title or author name")
+]
 
 
 def book_service(session: SessionDep) -> BookService:
@@ -45,7 +48,7 @@ async def list_authors(
     return PageModel[AuthorRead].from_page(page, AuthorRead.from_author)
 
 
-async def get_author(author_id: int, authors: AuthorServiceDep) -> AuthorRead:
+async def get_author(author_id: Id, authors: AuthorServiceDep) -> AuthorRead:
     """Return one author."""
     return AuthorRead.from_author(await authors.get_author(author_id))
 
@@ -68,7 +71,7 @@ async def list_books(
     books: BookServiceDep,
     limit: Limit = DEFAULT_PAGE_SIZE,
     offset: Offset = 0,
-    q: Annotated[str | None, Query(description="Match title or author name")] = None,
+    q: SearchText = None,
 ) -> PageModel[BookRead]:
     """List books in id order, or only those matching ``q``, one page at a time."""
     if q is None:
@@ -78,7 +81,7 @@ async def list_books(
     return PageModel[BookRead].from_page(page, BookRead.from_book)
 
 
-async def get_book(book_id: int, books: BookServiceDep) -> BookRead:
+async def get_book(book_id: Id, books: BookServiceDep) -> BookRead:
     """Return one book with its author's name."""
     return BookRead.from_book(await books.get_book(book_id))
 

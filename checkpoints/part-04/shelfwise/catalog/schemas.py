@@ -5,13 +5,13 @@ from typing import Annotated, Self
 from pydantic import BaseModel, Field
 
 from shelfwise.catalog.models import Author, Book
-from shelfwise.platform.schemas import MoneyModel
+from shelfwise.platform.schemas import Id, MoneyModel, Year, bounded_text
 
 
 class AuthorCreate(BaseModel):
     """Body of ``POST /authors``."""
 
-    name: Annotated[str, Field(min_length=1, max_length=200, examples=["Ursula K. Le Guin"])]
+    name: Annotated[str, bounded_text(200), Field(examples=["Ursula K. Le Guin"])]
 
 
 class AuthorRead(BaseModel):
@@ -29,12 +29,13 @@ class AuthorRead(BaseModel):
 class BookCreate(BaseModel):
     """Body of ``POST /books``. The ISBN may be an ISBN-10 or ISBN-13, with or without hyphens."""
 
-    isbn: Annotated[str, Field(examples=["0-306-40615-2"])]
-    title: Annotated[str, Field(min_length=1, max_length=300)]
-    author_id: int
+    # Room for hyphens and spaces around the 13 digits; the service checks the rest.
+    isbn: Annotated[str, bounded_text(32), Field(examples=["0-306-40615-2"])]
+    title: Annotated[str, bounded_text(300)]
+    author_id: Id
     price: MoneyModel
-    category: Annotated[str | None, Field(max_length=100)] = None
-    publication_year: int | None = None
+    category: Annotated[str, bounded_text(100)] | None = None
+    publication_year: Year | None = None
 
 
 class BookRead(BaseModel):

@@ -9,6 +9,7 @@ from shelfwise.inventory.repository import SqlStockRepository
 from shelfwise.inventory.schemas import StockRead, StockUpdate
 from shelfwise.inventory.service import InventoryService
 from shelfwise.platform.db import SessionDep
+from shelfwise.platform.schemas import Id
 from shelfwise.platform.unit_of_work import SqlUnitOfWork
 
 
@@ -22,13 +23,13 @@ def inventory_service(session: SessionDep) -> InventoryService:
 InventoryServiceDep = Annotated[InventoryService, Depends(inventory_service)]
 
 
-async def set_stock(book_id: int, body: StockUpdate, inventory: InventoryServiceDep) -> StockRead:
+async def set_stock(book_id: Id, body: StockUpdate, inventory: InventoryServiceDep) -> StockRead:
     """Record how many copies of a book are on hand."""
     await inventory.set_stock(book_id, body.quantity)
     return StockRead(book_id=book_id, quantity=body.quantity)
 
 
-async def get_stock(book_id: int, inventory: InventoryServiceDep) -> StockRead:
+async def get_stock(book_id: Id, inventory: InventoryServiceDep) -> StockRead:
     """Return how many copies of a book are on hand."""
     return StockRead(book_id=book_id, quantity=await inventory.get_stock(book_id))
 

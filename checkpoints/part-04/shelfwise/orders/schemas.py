@@ -1,25 +1,31 @@
 """JSON shapes of the orders HTTP API."""
 
 from decimal import Decimal
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shelfwise.orders.service import PricedLine, Quote
-from shelfwise.platform.schemas import MoneyModel
+from shelfwise.platform.schemas import Id, MoneyModel, Quantity
+
+# A basket, not a warehouse transfer: the cap bounds the work (and the body) of one request.
+MAX_LINES = 100
 
 
 class QuoteLineRequest(BaseModel):
     """One requested line: a book and a number of copies."""
 
-    book_id: int
-    quantity: int
+    book_id: Id
+    quantity: Quantity
+
+
+Lines = Annotated[list[QuoteLineRequest], Field(max_length=MAX_LINES)]
 
 
 class QuoteRequest(BaseModel):
     """Body of ``POST /orders/quote``."""
 
-    lines: list[QuoteLineRequest]
+    lines: Lines
 
 
 class PricedLineRead(BaseModel):

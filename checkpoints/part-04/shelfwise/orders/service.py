@@ -13,6 +13,9 @@ from shelfwise.orders.discounts import bulk_discount_percent
 from shelfwise.orders.errors import InvalidQuoteError
 from shelfwise.platform.money import Money
 
+# Amounts are stored (and sent) with 12 digits, 2 after the point: NUMERIC(12, 2).
+MAX_AMOUNT = Decimal("9999999999.99")
+
 
 @dataclass(frozen=True)
 class QuoteLine:
@@ -63,6 +66,11 @@ class OrderService:
         _check_request(lines)
         priced = tuple([await self._price(line) for line in lines])
         subtotal = reduce(Money.add, (line.line_total for line in priced))
+        if subtotal.amount > MAX_AMOUNT:
+            raise InvalidQuoteError(
+                f"An order can total at most {MAX_AMOUNT} {subtotal.currency}; "
+                f"this one comes to {subtotal}."
+            )
         percent = bulk_discount_percent(sum(line.quantity for line in lines))
         total = subtotal.discounted(percent)
         return Quote(

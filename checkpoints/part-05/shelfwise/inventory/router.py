@@ -4,15 +4,16 @@ from fastapi import APIRouter
 
 from shelfwise.inventory.dependencies import InventoryServiceDep
 from shelfwise.inventory.schemas import StockRead, StockUpdate
+from shelfwise.platform.schemas import Id
 
 
-async def set_stock(book_id: int, body: StockUpdate, inventory: InventoryServiceDep) -> StockRead:
+async def set_stock(book_id: Id, body: StockUpdate, inventory: InventoryServiceDep) -> StockRead:
     """Record how many copies of a book are on hand."""
     await inventory.set_stock(book_id, body.quantity)
     return StockRead(book_id=book_id, quantity=body.quantity)
 
 
-async def get_stock(book_id: int, inventory: InventoryServiceDep) -> StockRead:
+async def get_stock(book_id: Id, inventory: InventoryServiceDep) -> StockRead:
     """Return how many copies of a book are on hand."""
     return StockRead(book_id=book_id, quantity=await inventory.get_stock(book_id))
 

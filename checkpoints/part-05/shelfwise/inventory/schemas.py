@@ -2,11 +2,13 @@
 
 from pydantic import BaseModel
 
+from shelfwise.platform.schemas import Quantity
+
 
 class StockUpdate(BaseModel):
     """Body of ``PUT /books/{book_id}/stock``."""
 
-    quantity: int
+    quantity: Quantity
 
 
 class StockRead(BaseModel):

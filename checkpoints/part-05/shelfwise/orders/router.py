@@ -5,6 +5,7 @@ from fastapi import APIRouter, status
 from shelfwise.orders.dependencies import OrderServiceDep
 from shelfwise.orders.schemas import OrderCreate, OrderRead, QuoteRead, QuoteRequest
 from shelfwise.orders.service import QuoteLine
+from shelfwise.platform.schemas import Id
 
 
 async def quote(body: QuoteRequest, orders: OrderServiceDep) -> QuoteRead:
@@ -19,7 +20,7 @@ async def place_order(body: OrderCreate, orders: OrderServiceDep) -> OrderRead:
     return OrderRead.from_order(await orders.place_order(lines))
 
 
-async def get_order(order_id: int, orders: OrderServiceDep) -> OrderRead:
+async def get_order(order_id: Id, orders: OrderServiceDep) -> OrderRead:
     """Return one order with its items."""
     return OrderRead.from_order(await orders.get_order(order_id))
 

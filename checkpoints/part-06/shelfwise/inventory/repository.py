@@ -3,6 +3,8 @@
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shelfwise.inventory.models import Stock
@@ -22,12 +24,16 @@ class SqlStockRepository:
         return on_hand or 0
 
     async def set_quantity(self, book_id: int, quantity: int) -> None:
-        stock = await self._session.get(Stock, book_id)
-        if stock is None:
-            self._session.add(Stock(book_id=book_id, quantity=quantity))
-        else:
-            stock.quantity = quantity
-        await self._session.flush()  # surface constraint violations here, not at commit
+        # One upsert, not get-then-add: two first counts of the same book would both find no
+        # row and both insert, and the second would fail on the primary key.
+        dialect = self._session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(Stock).values(book_id=book_id, quantity=quantity)
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[Stock.book_id], set_={"quantity": statement.excluded.quantity}
+            )
+        )
 
     async def decrement_if_available(self, book_id: int, quantity: int) -> bool:
         # One conditional UPDATE instead of read-then-write: the database checks and changes the

@@ -10,6 +10,7 @@ from shelfwise.orders.schemas import OrderCreate, OrderRead, QuoteRead, QuoteReq
 from shelfwise.orders.service import QuoteLine
 from shelfwise.platform.money import CurrencyMismatchError
 from shelfwise.platform.problems import problem_responses
+from shelfwise.platform.schemas import Id
 
 # Placing an order can fail in every way pricing can.
 PRICING_ERRORS = (
@@ -33,7 +34,7 @@ async def place_order(body: OrderCreate, orders: OrderServiceDep) -> OrderRead:
     return OrderRead.from_order(await orders.place_order(lines))
 
 
-async def get_order(order_id: int, orders: OrderServiceDep) -> OrderRead:
+async def get_order(order_id: Id, orders: OrderServiceDep) -> OrderRead:
     """Return one order with its items."""
     return OrderRead.from_order(await orders.get_order(order_id))
 

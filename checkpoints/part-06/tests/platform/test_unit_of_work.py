@@ -45,3 +45,17 @@ async def test_an_exception_rolls_back_and_propagates(
             raise RuntimeError("boom")
 
     assert await count_authors_in_a_new_session(engine) == 0
+
+
+async def test_a_savepoint_inside_the_unit_of_work_does_not_commit_it(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    # Repositories insert inside a savepoint (begin_nested). On SQLite's driver, a savepoint
+    # opened before any write used to start a transaction of its own, committed on release.
+    with pytest.raises(RuntimeError, match="boom"):
+        async with SqlUnitOfWork(session):
+            async with session.begin_nested():
+                session.add(Author(name="Octavia E. Butler"))
+            raise RuntimeError("boom")
+
+    assert await count_authors_in_a_new_session(engine) == 0

@@ -16,14 +16,18 @@ import io
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from shelfwise.catalog.errors import InvalidCsvError, InvalidCsvRowError
+from shelfwise.catalog.errors import InvalidCsvError, InvalidCsvRowError, InvalidIsbnError
+from shelfwise.catalog.isbn import normalize_isbn
 from shelfwise.catalog.service import BookService, NewBook
 from shelfwise.platform.errors import DomainError
+from shelfwise.platform.schemas import MAX_INT
 
 REQUIRED_COLUMNS = ("isbn", "title", "author_id", "price_amount", "price_currency")
 OPTIONAL_COLUMNS = ("category", "publication_year")
 # Bounds the work (and the transaction) one request can cause.
 MAX_IMPORT_ROWS = 1_000
+# The longest text each column's database field holds (as the API's schemas say too).
+MAX_LENGTHS = {"isbn": 32, "title": 300, "price_currency": 3, "category": 100}
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,12 @@ async def import_books_csv(text: str, books: BookService) -> ImportReport:
     cannot be read; then nothing is imported.
     """
     parsed = await asyncio.to_thread(parse_books_csv, text)
-    readable = [(row, book) for row, book in parsed if isinstance(book, NewBook)]
+    # Insert in ISBN order: two imports of the same books then wait for each other instead of
+    # each holding a row the other needs (a deadlock on PostgreSQL).
+    readable = sorted(
+        ((row, book) for row, book in parsed if isinstance(book, NewBook)),
+        key=lambda pair: _isbn_order(pair[1].isbn),
+    )
     results = await books.add_books([book for _, book in readable])
     errors = [_row_error(row, error) for row, error in parsed if isinstance(error, DomainError)]
     imported = 0
@@ -73,7 +82,9 @@ def parse_books_csv(text: str) -> list[tuple[int, NewBook | InvalidCsvRowError]]
     Only the shape of each row is checked here (fields present, numbers that are numbers); the
     catalog's rules (ISBN checksum, price range, author) are the service's job.
     """
-    reader = csv.DictReader(io.StringIO(text))
+    # newline="" lets the csv module see every line ending (a bare CR included), as its
+    # documentation asks; a UTF-8 byte order mark (Excel's export) is not part of the header.
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
     columns = reader.fieldnames or []
     missing = [column for column in REQUIRED_COLUMNS if column not in columns]
     if missing:
@@ -82,15 +93,21 @@ def parse_books_csv(text: str) -> list[tuple[int, NewBook | InvalidCsvRowError]]
             f"missing: {', '.join(missing)}."
         )
     parsed: list[tuple[int, NewBook | InvalidCsvRowError]] = []
-    for record in reader:
+    while True:
+        book: NewBook | InvalidCsvRowError
+        try:
+            book = _new_book(next(reader))
+        except StopIteration:
+            return parsed
+        except csv.Error as error:  # e.g. a field over the csv module's 128 KiB limit
+            book = InvalidCsvRowError(f"The row cannot be read as CSV: {error}.")
+        except InvalidCsvRowError as error:
+            book = error
         if len(parsed) == MAX_IMPORT_ROWS:
             raise InvalidCsvError(f"An import has at most {MAX_IMPORT_ROWS} rows.")
-        row = reader.line_num  # the line the record ends on; blank lines count, as in an editor
-        try:
-            parsed.append((row, _new_book(record)))
-        except InvalidCsvRowError as error:
-            parsed.append((row, error))
-    return parsed
+        # The line the record ends on; blank lines count, as in an editor. Asked of the inner
+        # reader: DictReader's own count skips a line that failed to parse.
+        parsed.append((reader.reader.line_num, book))
 
 
 def _new_book(record: dict[str | None, str | None]) -> NewBook:
@@ -101,6 +118,11 @@ def _new_book(record: dict[str | None, str | None]) -> NewBook:
     empty = [column for column in REQUIRED_COLUMNS if not fields[column]]
     if empty:
         raise InvalidCsvRowError(f"Required fields are empty: {', '.join(empty)}.")
+    for column, limit in MAX_LENGTHS.items():
+        if len(fields.get(column, "")) > limit:
+            raise InvalidCsvRowError(f"{column} is longer than {limit} characters.")
+    if any("\x00" in value for value in fields.values()):
+        raise InvalidCsvRowError("The row contains a NUL character.")
     year = fields.get("publication_year")
     return NewBook(
         isbn=fields["isbn"],
@@ -114,9 +136,16 @@ def _new_book(record: dict[str | None, str | None]) -> NewBook:
 
 
 def _whole_number(column: str, text: str) -> int:
-    if not (text.isascii() and text.isdecimal()):
-        raise InvalidCsvRowError(f"{column} must be a whole number, got {text!r}.")
+    if not (text.isascii() and text.isdecimal()) or int(text) > MAX_INT:
+        raise InvalidCsvRowError(f"{column} must be a whole number up to {MAX_INT}, got {text!r}.")
     return int(text)
+
+
+def _isbn_order(isbn: str) -> str:
+    try:
+        return normalize_isbn(isbn)
+    except InvalidIsbnError:
+        return isbn  # the service rejects it; where it sorts does not matter
 
 
 def _amount(text: str) -> Decimal:

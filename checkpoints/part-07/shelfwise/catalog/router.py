@@ -25,10 +25,13 @@ from shelfwise.catalog.service import NewBook
 from shelfwise.platform.money import InvalidCurrencyError
 from shelfwise.platform.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, InvalidPageError
 from shelfwise.platform.problems import problem_responses
-from shelfwise.platform.schemas import PageModel
+from shelfwise.platform.schemas import MAX_INT, NO_NUL, Id, PageModel, WholeNumber
 
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-Offset = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE), WholeNumber]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT), WholeNumber]
+SearchText = Annotated[
+    str | None, Query(max_length=200, pattern=NO_NUL, description="Match title or author name")
+]
 
 
 async def create_author(body: AuthorCreate, authors: AuthorServiceDep) -> AuthorRead:
@@ -44,7 +47,7 @@ async def list_authors(
     return PageModel[AuthorRead].from_page(page, AuthorRead.from_author)
 
 
-async def get_author(author_id: int, authors: AuthorServiceDep) -> AuthorRead:
+async def get_author(author_id: Id, authors: AuthorServiceDep) -> AuthorRead:
     """Return one author."""
     return AuthorRead.from_author(await authors.get_author(author_id))
 
@@ -74,7 +77,7 @@ async def list_books(
     books: BookServiceDep,
     limit: Limit = DEFAULT_PAGE_SIZE,
     offset: Offset = 0,
-    q: Annotated[str | None, Query(description="Match title or author name")] = None,
+    q: SearchText = None,
 ) -> PageModel[BookRead]:
     """List books in id order, or only those matching ``q``, one page at a time."""
     if q is None:
@@ -84,7 +87,7 @@ async def list_books(
     return PageModel[BookRead].from_page(page, BookRead.from_book)
 
 
-async def get_book(book_id: int, books: BookServiceDep) -> BookRead:
+async def get_book(book_id: Id, books: BookServiceDep) -> BookRead:
     """Return one book with its author's name."""
     return BookRead.from_book(await books.get_book(book_id))
 

@@ -4,13 +4,49 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Generic, Self, TypeVar
 
-from pydantic import BaseModel, Field
+from annotated_types import Interval
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from shelfwise.platform.money import Money
 from shelfwise.platform.pagination import Page
 
 ItemT = TypeVar("ItemT")
 SourceT = TypeVar("SourceT")
+
+# Input is bounded the way the database bounds it, so a request the database would refuse is
+# answered with a 422 naming the field (and OpenAPI advertises the limit) instead of a 500.
+# Integer columns are 32-bit on PostgreSQL:
+MAX_INT = 2**31 - 1
+# PostgreSQL text cannot hold the NUL character (U+0000):
+NO_NUL = r"^[^\x00]*$"
+
+
+def _whole_number(value: object) -> object:
+    # Pydantic's lax mode reads true as 1 and "1.0" as 1; an id or a count must be written
+    # as digits (path and query values arrive as text) or as a JSON integer.
+    if isinstance(value, bool | float):
+        raise PydanticCustomError("int_type", "Input should be a whole number")
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise PydanticCustomError("int_parsing", "Input should be a whole number, in digits")
+    return value
+
+
+WholeNumber = BeforeValidator(_whole_number)
+# The constraint comes before the validator, so OpenAPI shows it as minimum/maximum.
+Id = Annotated[int, Interval(ge=1, le=MAX_INT), WholeNumber]
+"""A row id in a path, a query or a body."""
+Quantity = Annotated[int, Interval(ge=-MAX_INT - 1, le=MAX_INT), WholeNumber]
+"""A number of copies; the services decide which numbers make sense."""
+Year = Annotated[int, Interval(ge=1450, le=2100), WholeNumber]
+"""A publication year: from the printing press to the end of this century."""
+
+
+def bounded_text(max_length: int) -> StringConstraints:
+    """Text that fits a ``VARCHAR(max_length)``: trimmed, not blank, without NUL."""
+    return StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=max_length, pattern=NO_NUL
+    )
 
 
 class MoneyModel(BaseModel):
@@ -21,7 +57,7 @@ class MoneyModel(BaseModel):
 
     # max_digits keeps absurd inputs out of Decimal arithmetic.
     amount: Annotated[Decimal, Field(max_digits=12, examples=["12.50"])]
-    currency: Annotated[str, Field(examples=["USD"])]
+    currency: Annotated[str, Field(max_length=3, pattern=NO_NUL, examples=["USD"])]
 
     @classmethod
     def from_money(cls, money: Money) -> Self:
