@@ -58,6 +58,7 @@ TIERS = {
         "test_api.py",
         "test_api_without_database.py",
         "test_app.py",
+        "test_fuzz.py",
         "test_hostile_input.py",
         "test_problems.py",
     ),

@@ -68,7 +68,7 @@ HOSTILE_REQUESTS = [
     ("POST", "/books", {"price": {"amount": "1", "currency": "US\u0000"}}),
     ("PUT", "/books/{book}/stock", {"quantity": False}),
     ("PUT", "/books/{book}/stock", {"quantity": TOO_BIG}),
-    ("PUT", "/books/{book}/stock", {"quantity": 1.0}),
+    ("PUT", "/books/{book}/stock", {"quantity": 1.5}),
     ("POST", "/orders", {"lines": [{"book_id": "{book}", "quantity": True}]}),
     ("POST", "/orders", {"lines": [{"book_id": TOO_BIG, "quantity": 1}]}),
     ("POST", "/orders", {"lines": [{"book_id": n, "quantity": 1} for n in range(1, 102)]}),
@@ -218,3 +218,47 @@ async def test_imports_of_the_same_books_in_opposite_orders_do_not_deadlock(
 
     assert [response.status_code for response in responses] == [200, 200]
     assert sum(response.json()["imported"] for response in responses) == len(rows)
+
+
+async def test_head_is_answered_like_get_without_a_body(
+    client: httpx.AsyncClient, stocked_book: dict[str, Any]
+) -> None:
+    get = await client.get(f"/books/{stocked_book['id']}")
+    head = await client.head(f"/books/{stocked_book['id']}")
+
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == get.headers["content-length"]
+
+
+async def test_a_405_allows_every_method_the_path_serves(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/books/1/stock")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD, PUT"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_a_body_that_is_not_json_is_a_415_problem(
+    client: httpx.AsyncClient, app_engine: AsyncEngine, content_type: str | None
+) -> None:
+    headers = {} if content_type is None else {"content-type": content_type}
+    before = await row_counts(app_engine)
+
+    response = await client.post("/authors", content=b'{"name": "N. K. Jemisin"}', headers=headers)
+
+    assert response.status_code == 415
+    assert response.json()["code"] == "unsupported_media_type"
+    assert await row_counts(app_engine) == before
+
+
+async def test_messages_count_in_words_a_reader_would_write(
+    client: httpx.AsyncClient, stocked_book: dict[str, Any]
+) -> None:
+    await client.put(f"/books/{stocked_book['id']}/stock", json={"quantity": 0})
+    order = await client.post(
+        "/orders", json={"lines": [{"book_id": stocked_book["id"], "quantity": 1}]}
+    )
+    described = await client.get("/problems/insufficient_stock")
+
+    assert "1 copy requested" in order.json()["detail"]
+    assert "``" not in described.json()["description"]

@@ -320,6 +320,9 @@ class Workspace:
             env.pop(name, None)
         env["NO_COLOR"] = "1"
         env["COLUMNS"] = "80"
+        # The fuzz run (part 8 on) is the slowest test; in a notebook a few examples per
+        # operation show it working, and the root suite in CI spends the full budget.
+        env.setdefault("SHELFWISE_FUZZ_EXAMPLES", "4")
         return env
 
     # -- exercises and the end-of-part check ---------------------------------------

@@ -67,7 +67,7 @@ async def create_book(body: BookCreate, books: BookServiceDep) -> BookRead:
 
 
 async def import_books(
-    csv_text: Annotated[str, Body(media_type="text/csv")], books: BookServiceDep
+    csv_text: Annotated[str, Body(media_type="text/csv", min_length=1)], books: BookServiceDep
 ) -> ImportReportRead:
     """Add books from a CSV file; rows that break a rule are reported, the others imported."""
     return ImportReportRead.from_report(await import_books_csv(csv_text, books))

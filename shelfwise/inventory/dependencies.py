@@ -11,7 +11,7 @@ from shelfwise.inventory.service import InventoryService, StockReport
 from shelfwise.platform.dependencies import DatabaseDep, SessionDep, UnitOfWorkDep
 
 
-def get_stock_repository(session: SessionDep) -> StockRepository:
+async def get_stock_repository(session: SessionDep) -> StockRepository:
     """Stock levels in the request's session."""
     return SqlStockRepository(session)
 
@@ -19,7 +19,7 @@ def get_stock_repository(session: SessionDep) -> StockRepository:
 StockRepositoryDep = Annotated[StockRepository, Depends(get_stock_repository)]
 
 
-def get_inventory_service(
+async def get_inventory_service(
     books: BookRepositoryDep, stock: StockRepositoryDep, uow: UnitOfWorkDep
 ) -> InventoryService:
     """An InventoryService working in the request's session."""
@@ -29,7 +29,7 @@ def get_inventory_service(
 InventoryServiceDep = Annotated[InventoryService, Depends(get_inventory_service)]
 
 
-def get_stock_report(database: DatabaseDep) -> StockReport:
+async def get_stock_report(database: DatabaseDep) -> StockReport:
     """A StockReport that opens its own sessions: it must not use the request's session."""
     return StockReport(SqlStockSessions(database.session_factory))
 

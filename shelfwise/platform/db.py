@@ -108,7 +108,8 @@ class Database:
 async def fetch_page(session: AsyncSession, matches: Select[T], limit: int, offset: int) -> Page[T]:
     """Run ``matches`` (filters, ordering and loader options included) for one page of results.
 
-    The total is counted over the same statement, so it always agrees with the items.
+    The total is counted over the same statement, so it applies the same filters. It is a second
+    statement, though: under READ COMMITTED a commit in between can make the two disagree.
     """
     ensure_valid_window(limit, offset)
     matching = matches.order_by(None).subquery()

@@ -24,8 +24,9 @@ NO_NUL = r"^[^\x00]*$"
 
 def _whole_number(value: object) -> object:
     # Pydantic's lax mode reads true as 1 and "1.0" as 1; an id or a count must be written
-    # as digits (path and query values arrive as text) or as a JSON integer.
-    if isinstance(value, bool | float):
+    # as digits (path and query values arrive as text) or as a JSON number without a fraction
+    # (JSON Schema counts 7.0 as an integer).
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise PydanticCustomError("int_type", "Input should be a whole number")
     if isinstance(value, str) and not (value.isascii() and value.isdigit()):
         raise PydanticCustomError("int_parsing", "Input should be a whole number, in digits")

@@ -9,6 +9,7 @@ from shelfwise.catalog.router import create_router as create_catalog_router
 from shelfwise.inventory.router import create_router as create_inventory_router
 from shelfwise.orders.router import create_router as create_orders_router
 from shelfwise.platform.db import Database
+from shelfwise.platform.head import HeadAsGetMiddleware
 from shelfwise.platform.problems import install_problem_handlers, problem_responses
 from shelfwise.platform.request_id import RequestIdMiddleware, new_request_id
 from shelfwise.platform.settings import Settings
@@ -59,6 +60,7 @@ def create_app(
     app.include_router(create_inventory_router())
     app.include_router(create_orders_router())
     install_problem_handlers(app)
+    app.add_middleware(HeadAsGetMiddleware)
     # Added last, so it is the outermost middleware: every response, a 500 included, has the id.
     app.add_middleware(RequestIdMiddleware, generate=generate_request_id)
     return app

@@ -20,7 +20,8 @@ class InsufficientStockError(ConflictError):
 
     def __init__(self, book_id: int, requested: int, available: int) -> None:
         super().__init__(
-            f"Book {book_id}: {requested} copies requested but only {available} available."
+            f"Book {book_id}: {requested} {'copy' if requested == 1 else 'copies'} requested "
+            f"but only {available} available."
         )
         self.book_id = book_id
         self.requested = requested

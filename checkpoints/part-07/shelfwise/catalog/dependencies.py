@@ -14,12 +14,12 @@ from shelfwise.catalog.service import AuthorService, BookService
 from shelfwise.platform.dependencies import SessionDep, UnitOfWorkDep
 
 
-def get_book_repository(session: SessionDep) -> BookRepository:
+async def get_book_repository(session: SessionDep) -> BookRepository:
     """Books in the request's session."""
     return SqlBookRepository(session)
 
 
-def get_author_repository(session: SessionDep) -> AuthorRepository:
+async def get_author_repository(session: SessionDep) -> AuthorRepository:
     """Authors in the request's session."""
     return SqlAuthorRepository(session)
 
@@ -28,14 +28,14 @@ BookRepositoryDep = Annotated[BookRepository, Depends(get_book_repository)]
 AuthorRepositoryDep = Annotated[AuthorRepository, Depends(get_author_repository)]
 
 
-def get_book_service(
+async def get_book_service(
     books: BookRepositoryDep, authors: AuthorRepositoryDep, uow: UnitOfWorkDep
 ) -> BookService:
     """A BookService working in the request's session."""
     return BookService(books, authors, uow)
 
 
-def get_author_service(authors: AuthorRepositoryDep, uow: UnitOfWorkDep) -> AuthorService:
+async def get_author_service(authors: AuthorRepositoryDep, uow: UnitOfWorkDep) -> AuthorService:
     """An AuthorService working in the request's session."""
     return AuthorService(authors, uow)
 

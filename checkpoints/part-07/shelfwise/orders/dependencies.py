@@ -12,7 +12,7 @@ from shelfwise.orders.service import OrderService
 from shelfwise.platform.dependencies import SessionDep, UnitOfWorkDep
 
 
-def get_order_repository(session: SessionDep) -> OrderRepository:
+async def get_order_repository(session: SessionDep) -> OrderRepository:
     """Orders in the request's session."""
     return SqlOrderRepository(session)
 
@@ -20,7 +20,7 @@ def get_order_repository(session: SessionDep) -> OrderRepository:
 OrderRepositoryDep = Annotated[OrderRepository, Depends(get_order_repository)]
 
 
-def get_order_service(
+async def get_order_service(
     books: BookRepositoryDep,
     stock: StockRepositoryDep,
     orders: OrderRepositoryDep,

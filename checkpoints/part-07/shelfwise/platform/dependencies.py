@@ -16,7 +16,7 @@ from shelfwise.platform.db import Database
 from shelfwise.platform.unit_of_work import SqlUnitOfWork, UnitOfWork
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     """The ``Database`` the app's lifespan created."""
     database: Database = request.app.state.database
     return database
@@ -47,7 +47,7 @@ async def get_session(database: DatabaseDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_unit_of_work(session: SessionDep) -> UnitOfWork:
+async def get_unit_of_work(session: SessionDep) -> UnitOfWork:
     """The unit of work over the request's session."""
     return SqlUnitOfWork(session)
 

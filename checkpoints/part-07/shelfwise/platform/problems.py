@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shelfwise.platform.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
@@ -90,7 +91,7 @@ class ProblemType:
             code=error.code,
             title=error.title,
             status=status_for(error),
-            description=inspect.getdoc(error) or error.title,
+            description=_plain_text(inspect.getdoc(error)) or error.title,
         )
 
     @classmethod
@@ -124,6 +125,7 @@ INTERNAL_ERROR = ProblemType(
 # can claim. The largest legitimate bodies, a 1,000-row CSV import or a 100-line order, fit.
 MAX_BODY_BYTES = 1024 * 1024
 PAYLOAD_TOO_LARGE = ProblemType.of_http_status(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+UNSUPPORTED_MEDIA_TYPE = ProblemType.of_http_status(HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
 
 
 class UnknownProblemTypeError(NotFoundError):
@@ -201,7 +203,7 @@ def problem_responses(
     """
     problem_types = [ProblemType.of(error) for error in errors]
     if takes_input:
-        problem_types += [VALIDATION_FAILED, PAYLOAD_TOO_LARGE]
+        problem_types += [VALIDATION_FAILED, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE]
     problem_types.append(INTERNAL_ERROR)
     by_status: dict[int, list[ProblemType]] = {}
     for problem_type in problem_types:
@@ -252,12 +254,36 @@ async def validation_error_response(request: Request, error: Exception) -> Probl
     """A request that does not match the schema: 422 with one entry per failed field."""
     if not isinstance(error, RequestValidationError):  # registered for it only
         raise error
+    wrong_media_type = _unsupported_media_type(request)
+    if wrong_media_type is not None:
+        return problem_response(request, UNSUPPORTED_MEDIA_TYPE, wrong_media_type)
     field_errors = [_field_error(each) for each in error.errors()]
     if any(each.code == "json_invalid" for each in field_errors):
         detail = "The request body is not valid JSON."
     else:
         detail = "The request does not match the schema; `errors` lists each field."
     return problem_response(request, VALIDATION_FAILED, detail, errors=field_errors)
+
+
+def _unsupported_media_type(request: Request) -> str | None:
+    """Why the request's body is not of the type its route reads, or ``None`` if it is.
+
+    FastAPI parses a body as JSON only when it is declared as JSON, and reports any other
+    body as a schema mismatch; the client's real mistake is the Content-Type.
+    """
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    if body_field is None:
+        return None
+    expected = str(body_field.field_info.media_type)
+    sent = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if sent == expected or (expected == "application/json" and sent.endswith("+json")):
+        return None
+    return f"This route reads {expected}; the request sent {sent or 'no Content-Type'}."
+
+
+def _plain_text(docstring: str | None) -> str:
+    # A docstring is wrapped at 100 columns and marks code reST-style; a client gets one line.
+    return " ".join((docstring or "").split()).replace("``", "")
 
 
 def _field_error(error: dict[str, Any]) -> FieldError:
@@ -297,9 +323,29 @@ async def http_error_response(request: Request, error: Exception) -> ProblemResp
         detail = f"{request.method} is not allowed on {request.url.path}."
     else:
         detail = http_status.phrase
+    headers = error.headers
+    if http_status is HTTPStatus.METHOD_NOT_ALLOWED and (allowed := allowed_methods(request)):
+        # Starlette lists the methods of the first route whose path matched; a path served by
+        # several routes (GET and PUT /books/{book_id}/stock) allows the methods of them all.
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     return problem_response(
-        request, ProblemType.of_http_status(http_status), detail, headers=error.headers
+        request, ProblemType.of_http_status(http_status), detail, headers=headers
     )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the API documents at the request's path; HEAD wherever GET is.
+
+    Read from the OpenAPI paths: the route table itself is the framework's private business.
+    """
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern, _, _ = compile_path(template)
+        if pattern.match(request.url.path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 class UnhandledErrorMiddleware:
