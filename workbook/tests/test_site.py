@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
@@ -238,15 +238,15 @@ def changes_path(part: Part) -> str:
 # --- fixtures --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    site = tmp_path_factory.mktemp("site")
+def build_site(root: Path, site: Path) -> None:
+    """``mkdocs build --strict`` of the project at ``root`` into ``site``."""
     mkdocs = Path(sys.executable).with_name("mkdocs")
     command = [str(mkdocs)] if mkdocs.is_file() else [sys.executable, "-m", "mkdocs"]
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    # The hooks import workbook.* from the project being built (a fixture copy, say).
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(root)}
     result = subprocess.run(
         [*command, "build", "--strict", "--site-dir", str(site)],
-        cwd=REPO_ROOT,
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,
@@ -255,6 +255,12 @@ def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     if result.returncode != 0:
         pytest.fail(f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}")
+
+
+@pytest.fixture(scope="session")
+def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    site = tmp_path_factory.mktemp("site")
+    build_site(REPO_ROOT, site)
     return site
 
 
@@ -401,3 +407,237 @@ def test_screenshot_of_a_part_page(browser: Browser, tmp_path: Path) -> None:
     width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
     assert (width, height) == (1280, 2000)
     assert target.stat().st_size > 20_000, f"{target} looks blank"
+
+
+# --- the built site's links, search index, weight and reading order -------------------
+
+_REF_ATTRS = {"a": "href", "img": "src", "link": "href", "script": "src", "source": "src"}
+SIZE_LIMIT = 400_000  # bytes: a part page, and the whole search index
+SEARCH_MARKERS = ("¶", "Copied!")
+_PROMPT = re.compile(r"(In|Out)\s*\[\s*\d*\s*\]:")
+
+
+class _PageRefs(HTMLParser):
+    """The ids of a built page, the URLs it refers to and its images."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.ids: set[str] = set()
+        self.refs: list[tuple[str, str]] = []
+        self.images: list[tuple[str, str]] = []  # (src, alt)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        for key in ("id", "name") if tag == "a" else ("id",):
+            if values.get(key):
+                self.ids.add(str(values[key]))
+        ref = values.get(_REF_ATTRS.get(tag, ""))
+        if ref is not None:
+            self.refs.append((tag, ref))
+        if tag == "img":
+            self.images.append((values.get("src") or "", (values.get("alt") or "").strip()))
+
+
+@functools.cache
+def page_refs(path: Path) -> _PageRefs:
+    parser = _PageRefs()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def broken_links(site: Path) -> list[str]:
+    """Every internal href/src of every built page that leads to no file or no anchor."""
+    site = site.resolve()
+    problems = []
+    for page in sorted(site.rglob("*.html")):
+        where = page.relative_to(site).as_posix()
+        for tag, ref in page_refs(page).refs:
+            parts = urlsplit(ref)
+            if parts.scheme or parts.netloc or not (parts.path or parts.fragment):
+                continue  # another site, mailto:, data:…; or href="" (this page)
+            base = page.parent
+            if parts.path.startswith("/"):
+                # Only the 404 page may: a host serves it at any depth, so MkDocs makes its
+                # links absolute from the site root.
+                if where != "404.html":
+                    problems.append(f"{where}: <{tag}> {ref!r} is absolute")
+                    continue
+                base = site
+            target = (base / unquote(parts.path.lstrip("/"))).resolve() if parts.path else page
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.is_relative_to(site) or not target.is_file():
+                problems.append(f"{where}: <{tag}> {ref!r} leads to no file")
+            elif (
+                parts.fragment
+                and target.suffix == ".html"
+                and unquote(parts.fragment) not in page_refs(target).ids
+            ):
+                problems.append(f"{where}: <{tag}> {ref!r}: no such anchor")
+    return problems
+
+
+def built_page(site: Path, path: str) -> str:
+    return (site / path / "index.html").read_text(encoding="utf-8")
+
+
+def test_every_internal_link_and_anchor_resolves(site_dir: Path) -> None:
+    pages = list(site_dir.rglob("*.html"))
+    assert len(pages) > 2 * len(PARTS), "the crawl found too few pages"
+    problems = broken_links(site_dir)
+    assert not problems, f"{len(problems)} broken links:\n" + "\n".join(problems[:40])
+
+
+@pytest.mark.parametrize("part", PARTS, ids=lambda part: part.name)
+def test_notebook_links_lead_to_pages(site_dir: Path, part: Part) -> None:
+    """Notebooks link their siblings as .ipynb (right in JupyterLab); the site, to pages."""
+    dom = built_page(site_dir, page_path(part))
+    for tag in re.findall(r"<a\b[^>]*>", dom):
+        href = re.search(r'href="([^"]*)"', tag)
+        if href and re.search(r"\.ipynb(#|$)", href[1]) and not href[1].startswith("http"):
+            assert " download" in tag, f"{page_path(part)} links a notebook file: {tag}"
+    sources = "".join("".join(c["source"]) for c in notebook_cells(part))
+    for other in PARTS:
+        if f"({other.notebook.name}" in sources:  # a Markdown link to another part
+            assert f'href="../{other.notebook.stem}/' in dom, (
+                f"{page_path(part)} does not link {page_path(other)}"
+            )
+
+
+class _Headings(HTMLParser):
+    """Headings with an id (and their text without the permalink) in a page's article."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.headings: list[tuple[str, str]] = []
+        self._current: tuple[str, list[str]] | None = None
+        self._in_permalink = False
+        self._in_article = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "article":
+            self._in_article = True
+        elif self._in_article and re.fullmatch(r"h[2-6]", tag) and values.get("id"):
+            self._current = (str(values["id"]), [])
+        elif tag == "a" and "headerlink" in (values.get("class") or ""):
+            self._in_permalink = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "article":
+            self._in_article = False
+        elif tag == "a":
+            self._in_permalink = False
+        elif self._current is not None and re.fullmatch(r"h[2-6]", tag):
+            self.headings.append((self._current[0], normalize("".join(self._current[1]))))
+            self._current = None
+
+    def handle_data(self, data: str) -> None:
+        if self._current is not None and not self._in_permalink:
+            self._current[1].append(data)
+
+
+def toc_entries(dom: str) -> list[tuple[str, str]]:
+    """(anchor, title) of the page's table of contents: its nav links within the page."""
+    return [
+        (anchor, normalize(visible_text(text)))
+        for anchor, text in re.findall(
+            r'<a href="#([^"]*)" class="md-nav__link">(.*?)</a>', dom, re.DOTALL
+        )
+    ]
+
+
+@pytest.mark.parametrize("part", PARTS, ids=lambda part: part.name)
+def test_table_of_contents_names_every_heading(site_dir: Path, part: Part) -> None:
+    """Headings with inline code ("… with `Protocol`") keep every word and their anchor."""
+    dom = built_page(site_dir, page_path(part))
+    parser = _Headings()
+    parser.feed(dom)
+    assert parser.headings, f"{page_path(part)} has no section headings"
+    toc = toc_entries(dom)
+    for heading in parser.headings:
+        assert heading in toc, f"{page_path(part)}: TOC lacks {heading}; it has {toc}"
+
+
+def test_search_index_holds_prose_not_code(site_dir: Path) -> None:
+    index_file = site_dir / "search" / "search_index.json"
+    size = index_file.stat().st_size
+    assert size < SIZE_LIMIT, f"search index is {size} bytes; code got into it?"
+    entries = json.loads(index_file.read_text(encoding="utf-8"))["docs"]
+    for entry in entries:
+        for key in ("title", "text"):
+            for marker in SEARCH_MARKERS:
+                assert marker not in entry[key], f"{entry['location']}: {key} has {marker!r}"
+            assert not _PROMPT.search(entry[key]), f"{entry['location']}: {key} has a prompt"
+    for part in PARTS:
+        texts = [e["text"] for e in entries if e["location"].startswith(page_path(part))]
+        sections = [e for e in entries if e["location"].startswith(page_path(part) + "#")]
+        assert sections, f"{page_path(part)} has no section in the search index"
+        for snippet in code_snippets(part):
+            assert not any(snippet in text for text in texts), (
+                f"code of {part.notebook.name} is in the search index: {snippet!r}"
+            )
+
+
+def test_part_pages_are_light(site_dir: Path) -> None:
+    """The notebook CSS is served once, not inlined into every page."""
+    assert (site_dir / "stylesheets" / "jupyter.css").is_file()
+    for part in PARTS:
+        page = site_dir / page_path(part) / "index.html"
+        size = page.stat().st_size
+        assert size < SIZE_LIMIT, f"{page_path(part)} weighs {size} bytes"
+        dom = page.read_text(encoding="utf-8")
+        styles = re.findall(r"<style\b.*?</style>", dom, re.DOTALL)
+        assert sum(map(len, styles)) < 2_000, f"{page_path(part)} inlines CSS"
+        assert "stylesheets/jupyter.css" in dom, f"{page_path(part)} lacks the notebook CSS"
+
+
+def footer_links(dom: str) -> dict[str, str]:
+    return dict(
+        (kind, href)
+        for href, kind in re.findall(
+            r'<a href="([^"]*)" class="md-footer__link md-footer__link--(prev|next)"', dom
+        )
+    )
+
+
+@pytest.mark.parametrize("part", PARTS, ids=lambda part: part.name)
+def test_reading_order(site_dir: Path, part: Part) -> None:
+    """The footer leads from part N to part N+1; the nav lists the parts in order."""
+    dom = built_page(site_dir, page_path(part))
+    links = footer_links(dom)
+    index = PARTS.index(part)
+    if index > 0:
+        assert links.get("prev") == f"../{PARTS[index - 1].notebook.stem}/"
+    if index + 1 < len(PARTS):
+        assert links.get("next") == f"../{PARTS[index + 1].notebook.stem}/"
+    else:
+        assert "next" not in links
+    changes = footer_links(built_page(site_dir, changes_path(part)))
+    assert changes.get("prev") == f"../{part.notebook.stem}/"
+    nav = re.findall(r'href="\.\./(part-\d\d-[a-z0-9-]+)/" class="md-nav__link"', dom)
+    order = [n for n in dict.fromkeys(nav) if not n.endswith("-changes")]
+    assert order == [p.notebook.stem for p in PARTS if p != part], order
+
+
+@pytest.mark.parametrize("part", PARTS, ids=lambda part: part.name)
+def test_images_have_alt_text(site_dir: Path, part: Part) -> None:
+    for path in (page_path(part), changes_path(part)):
+        for src, alt in page_refs(site_dir / path / "index.html").images:
+            assert alt, f"{path}: an image has no alt text: {src[:60]}"
+
+
+@pytest.mark.parametrize("part", PARTS, ids=lambda part: part.name)
+def test_part_page_offers_the_notebook(site_dir: Path, part: Part) -> None:
+    dom = built_page(site_dir, page_path(part))
+    download = site_dir / page_path(part) / part.notebook.name
+    assert download.read_bytes() == part.notebook.read_bytes()
+    assert f'<a href="{part.notebook.name}" download>' in dom
+    assert "Run it locally: <code>make lab</code>, then open" in dom
+    config = (REPO_ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    repo_url = re.search(r"^repo_url: (\S+)", config, re.MULTILINE)
+    assert repo_url, "mkdocs.yml has no repo_url"
+    assert f'href="{repo_url[1]}"' in dom, "no repository link"
+    edit = re.search(r'<a href="([^"]*)" title="Edit this page"', dom)
+    assert edit and edit[1].startswith(repo_url[1]), "no edit link"
+    assert edit[1].endswith(f"/notebooks/{part.notebook.name}"), edit[1]
