@@ -8,6 +8,7 @@ Set ``SITE_SCREENSHOT_DIR`` to keep the screenshot somewhere other than pytest's
 from __future__ import annotations
 
 import functools
+import html
 import http.server
 import json
 import os
@@ -51,6 +52,45 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _BAR = re.compile(r'<nav class="sw-part-bar"[^>]*>(.*?)</nav>', re.DOTALL)
 _HREF = re.compile(r'href="([^"]*)"')
 PARTS = all_parts()
+PHONE, DESKTOP = 390, 1280  # CSS pixels
+LAYOUT_HARNESS = "__layout-check.html"  # written into the test's site only
+LAYOUT_HTML = """<!doctype html>
+<html><body>
+<iframe id="page" style="border:0;height:844px"></iframe>
+<pre id="result"></pre>
+<script>
+const query = new URLSearchParams(location.search);
+const frame = document.getElementById("page");
+frame.style.width = query.get("w") + "px";
+frame.addEventListener("load", () => setTimeout(() => {
+  const doc = frame.contentDocument, win = frame.contentWindow;
+  const widths = (selector) => [...doc.querySelectorAll(selector)]
+    .map((el) => el.getBoundingClientRect().width);
+  const main = doc.querySelector(".md-content").getBoundingClientRect().width;
+  // A copy button covers code if it reaches below the top of the code's text.
+  let covered = 0, buttons = 0;
+  for (const nav of doc.querySelectorAll("pre > .md-code__nav")) {
+    const code = nav.parentElement.querySelector(":scope > code");
+    if (!code || !nav.getBoundingClientRect().height) continue;
+    buttons += 1;
+    const textTop = code.getBoundingClientRect().top
+      + parseFloat(win.getComputedStyle(code).paddingTop);
+    if (nav.getBoundingClientRect().bottom > textTop + 1) covered += 1;
+  }
+  document.getElementById("result").textContent = JSON.stringify({
+    viewport: win.innerWidth,
+    scrollWidth: doc.documentElement.scrollWidth,
+    content: main,
+    prompts: widths(".jp-InputPrompt"),
+    code: widths(".jp-CodeCell .highlight-ipynb"),
+    buttons: buttons,
+    covered: covered,
+  });
+}, 1500));
+frame.src = query.get("p");
+</script>
+</body></html>
+"""
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -137,15 +177,35 @@ class Browser:
             pytest.fail(loaded)
         return loaded
 
-    def screenshot(self, path: str, target: Path) -> None:
+    def screenshot(self, path: str, target: Path, width: int = DESKTOP) -> None:
         url = urljoin(self.base_url, path)
-        result = self._run(url, f"--screenshot={target}", "--window-size=1280,2000")
+        result = self._run(url, f"--screenshot={target}", f"--window-size={width},2000")
         if isinstance(result, str):
             pytest.fail(result)
         if result.returncode != 0 or not target.is_file():
             pytest.fail(
                 f"chromium could not screenshot {url} (exit {result.returncode}):\n{result.stderr}"
             )
+
+    def layout(self, path: str, width: int) -> dict[str, Any]:
+        """Measurements of the page at ``path`` laid out ``width`` CSS pixels wide.
+
+        The page is loaded in a same-origin iframe of that width (a real viewport for its
+        media queries); a script in the harness page measures it and writes JSON into the
+        DOM that ``--dump-dom`` returns.
+        """
+        harness = self.site_dir / LAYOUT_HARNESS
+        if not harness.is_file():
+            harness.write_text(LAYOUT_HTML, encoding="utf-8")
+        url = urljoin(self.base_url, f"{LAYOUT_HARNESS}?w={width}&p=/{path}")
+        result = self._run(url, "--dump-dom", "--virtual-time-budget=20000")
+        if isinstance(result, str):
+            pytest.fail(result)
+        found = re.search(r'<pre id="result">(.*?)</pre>', result.stdout, re.DOTALL)
+        if result.returncode != 0 or found is None or not found[1].strip():
+            pytest.fail(f"no layout measured for {url}:\n{result.stderr[-2000:]}")
+        measured: dict[str, Any] = json.loads(html.unescape(found[1]))
+        return measured
 
     def site_file(self, page_url: str, href: str) -> Path:
         """The built file a link on ``page_url`` points to (it must stay on this site)."""
@@ -394,18 +454,19 @@ def test_file_changes_make_a_unified_diff(tmp_path: Path) -> None:
     assert changes["new/empty.py"].diff == "--- /dev/null\n+++ b/new/empty.py\n(empty file)\n"
 
 
-def test_screenshot_of_a_part_page(browser: Browser, tmp_path: Path) -> None:
+@pytest.mark.parametrize("width", [PHONE, DESKTOP])
+def test_screenshot_of_a_part_page(browser: Browser, tmp_path: Path, width: int) -> None:
     assert PARTS, "no part to take a screenshot of"
     folder = Path(os.environ.get("SITE_SCREENSHOT_DIR") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{PARTS[0].notebook.stem}.png"
+    target = folder / f"{PARTS[0].notebook.stem}-{width}.png"
     target.unlink(missing_ok=True)
-    browser.screenshot(page_path(PARTS[0]), target)
+    browser.screenshot(page_path(PARTS[0]), target, width)
     with target.open("rb") as png:
         header = png.read(24)
     assert header[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
-    assert (width, height) == (1280, 2000)
+    png_width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    assert (png_width, height) == (width, 2000)
     assert target.stat().st_size > 20_000, f"{target} looks blank"
 
 
@@ -641,3 +702,28 @@ def test_part_page_offers_the_notebook(site_dir: Path, part: Part) -> None:
     edit = re.search(r'<a href="([^"]*)" title="Edit this page"', dom)
     assert edit and edit[1].startswith(repo_url[1]), "no edit link"
     assert edit[1].endswith(f"/notebooks/{part.notebook.name}"), edit[1]
+
+
+def _layouts(browser: Browser, width: int) -> dict[str, dict[str, Any]]:
+    paths = [*map(page_path, PARTS), *map(changes_path, PARTS)]
+    with ThreadPoolExecutor(max_workers=BROWSERS) as pool:
+        return dict(zip(paths, pool.map(lambda p: browser.layout(p, width), paths), strict=True))
+
+
+def test_phone_layout(browser: Browser) -> None:
+    """At 390 px the code gets the width, nothing scrolls sideways, no button covers code."""
+    layouts = _layouts(browser, PHONE)
+    for path, layout in layouts.items():
+        assert layout["viewport"] == PHONE, layout
+        assert layout["scrollWidth"] <= PHONE, f"{path} scrolls sideways at {PHONE} px: {layout}"
+        assert max(layout["prompts"], default=0) == 0, f"{path} shows In [n] prompts: {layout}"
+        for width in layout["code"]:
+            assert width >= 0.95 * layout["content"] - 40, f"{path}: narrow code: {layout}"
+        assert layout["covered"] == 0, f"{path}: a copy button covers code: {layout}"
+    assert any(layout["buttons"] for layout in layouts.values()), "no copy button measured"
+
+
+def test_desktop_layout(browser: Browser) -> None:
+    layout = browser.layout(page_path(PARTS[0]), DESKTOP)
+    assert layout["scrollWidth"] <= DESKTOP, layout
+    assert max(layout["prompts"]) > 0, "the In [n] prompts belong on a wide screen"
