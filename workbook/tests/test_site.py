@@ -727,3 +727,137 @@ def test_desktop_layout(browser: Browser) -> None:
     layout = browser.layout(page_path(PARTS[0]), DESKTOP)
     assert layout["scrollWidth"] <= DESKTOP, layout
     assert max(layout["prompts"]) > 0, "the In [n] prompts belong on a wide screen"
+
+
+# --- a site built from fixture notebooks: collapsed cells, diagrams, links, alt text ---
+
+TINY_PNG = (  # a one-pixel PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+TINY_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+    '<rect width="10" height="10"/></svg>\n'
+)
+
+
+def _notebook(cells: list[dict[str, Any]]) -> str:
+    for cell in cells:
+        cell.setdefault("metadata", {})
+        if cell["cell_type"] == "code":
+            cell.setdefault("execution_count", 1)
+            cell.setdefault("outputs", [])
+    return json.dumps(
+        {
+            "cells": cells,
+            "metadata": {
+                "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                "language_info": {"name": "python"},
+            },
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+    )
+
+
+def _image_output(text: str) -> dict[str, Any]:
+    return {
+        "output_type": "display_data",
+        "metadata": {},
+        "data": {"image/png": TINY_PNG, "text/plain": [text]},
+    }
+
+
+@pytest.fixture(scope="session")
+def fixture_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site of a copy of the project whose notebooks are two small fixtures."""
+    root = tmp_path_factory.mktemp("project")
+    shutil.copy2(REPO_ROOT / "mkdocs.yml", root / "mkdocs.yml")
+    shutil.copytree(REPO_ROOT / "docs", root / "docs")
+    shutil.copytree(
+        REPO_ROOT / "workbook",
+        root / "workbook",
+        ignore=shutil.ignore_patterns("tests", "__pycache__"),
+    )
+    notebooks = root / "notebooks"
+    (notebooks / "diagrams").mkdir(parents=True)
+    (notebooks / "diagrams" / "part-01-flow.svg").write_text(TINY_SVG, encoding="utf-8")
+    one: list[dict[str, Any]] = [
+        {"cell_type": "markdown", "id": "intro", "source": "# Part 1 — Alpha\n\nProse."},
+        {
+            "cell_type": "markdown",
+            "id": "diagram",
+            "source": "![How a request flows](diagrams/part-01-flow.svg)",
+        },
+        {
+            "cell_type": "code",
+            "id": "hidden",
+            "metadata": {"jupyter": {"source_hidden": True}},
+            "source": "%%code tests/test_api.py\ndef test_ok() -> None:\n    assert True\n",
+            "outputs": [
+                {
+                    "output_type": "stream",
+                    "name": "stdout",
+                    "text": "✎ tests/test_api.py — new file, 2 lines\n",
+                }
+            ],
+        },
+        {
+            "cell_type": "code",
+            "id": "plot-alt",
+            "metadata": {"alt": "Bar chart of request latency"},
+            "source": "plot()",
+            "outputs": [_image_output("<Figure>")],
+        },
+        {
+            "cell_type": "code",
+            "id": "plot-plain",
+            "source": "plot()",
+            "outputs": [_image_output("<Figure>")],
+        },
+        {
+            "cell_type": "markdown",
+            "id": "next",
+            "source": "## With `code` in it\n\n**Next:** [Part 2 — Beta](part-02-beta.ipynb), "
+            "[its second section](part-02-beta.ipynb#The-second-heading).",
+        },
+    ]
+    two: list[dict[str, Any]] = [
+        {"cell_type": "markdown", "id": "intro", "source": "# Part 2 — Beta\n\nProse."},
+        {"cell_type": "markdown", "id": "second", "source": "## The second heading\n\nMore."},
+        {"cell_type": "code", "id": "code", "source": "x = 1"},
+    ]
+    (notebooks / "part-01-alpha.ipynb").write_text(_notebook(one), encoding="utf-8")
+    (notebooks / "part-02-beta.ipynb").write_text(_notebook(two), encoding="utf-8")
+    site = tmp_path_factory.mktemp("fixture-site")
+    build_site(root, site)
+    return site
+
+
+def test_fixture_site_links_images_and_anchors(fixture_site: Path) -> None:
+    problems = broken_links(fixture_site)
+    assert not problems, "\n".join(problems)
+    dom = built_page(fixture_site, "parts/part-01-alpha/")
+    assert (fixture_site / "parts" / "diagrams" / "part-01-flow.svg").read_text() == TINY_SVG
+    images = page_refs(fixture_site / "parts/part-01-alpha/index.html").images
+    assert ("../diagrams/part-01-flow.svg", "How a request flows") in images
+    assert 'href="../part-02-beta/"' in dom
+    assert 'href="../part-02-beta/#the-second-heading"' in dom
+    assert ("with-code-in-it", "With code in it") in toc_entries(dom)
+
+
+def test_fixture_site_plots_have_alt_text(fixture_site: Path) -> None:
+    images = page_refs(fixture_site / "parts/part-01-alpha/index.html").images
+    alts = [alt for src, alt in images if src.startswith("data:image/png")]
+    assert alts == ["Bar chart of request latency", "Plot: output of the cell"]
+
+
+def test_fixture_site_collapsed_cell(fixture_site: Path) -> None:
+    """A cell collapsed in JupyterLab is collapsed on the site; its output stays visible."""
+    dom = built_page(fixture_site, "parts/part-01-alpha/")
+    found = re.search(r'<details class="sw-hidden-input">(.*?)</details>', dom, re.DOTALL)
+    assert found, "the collapsed cell is not in a <details>"
+    summary = re.search(r"<summary>(.*?)</summary>", found[1], re.DOTALL)
+    assert summary and summary[1] == "%%code tests/test_api.py"
+    assert "test_ok" in visible_text(found[1]), "the input is not inside the <details>"
+    assert "✎ tests/test_api.py — new file" in visible_text(dom[found.end() :])
+    assert dom.count('class="sw-hidden-input"') == 1, "only the collapsed cell is collapsed"
