@@ -10,6 +10,10 @@ Registered in ``mkdocs.yml`` (``hooks: [workbook/site.py]``). For every
   application files it adds, changes and removes, and the unified diff between the two
   checkpoints.
 
+The notebook pages' HTML is then adapted for the site by ``workbook/site_html.py``
+(links, shared CSS, search, TOC, collapsed cells, alt text); the notebook itself is also
+copied next to its page for download, and ``notebooks/diagrams/`` to ``parts/diagrams/``.
+
 The "Parts" section of the nav is filled in ``on_config``, so adding a notebook adds its
 pages without touching ``mkdocs.yml``. ``docs/index.md`` may contain the marker
 ``<!-- parts:written -->``, replaced by a table of the parts written so far.
