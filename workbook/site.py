@@ -448,10 +448,14 @@ def _notebook_link(value: str, page: Page, files: Files) -> str | None:
 
     Notebook links are relative to notebooks/, which is parts/ on the site: a sibling
     ``part-03-x.ipynb#Heading`` becomes the part's page (JupyterLab's ``#The-heading``
-    anchor turned into the page's ``#the-heading`` id), ``diagrams/x.svg`` the copied image.
+    anchor turned into the page's ``#the-heading`` id), ``diagrams/x.svg`` the copied image,
+    ``../docs/databases.md`` the Databases page.
     """
     target = urlsplit(urljoin(page.file.src_uri, value))
     file = files.get_file_from_path(target.path)
+    if file is None and target.path.startswith("docs/"):
+        # ../docs/databases.md from a notebook: the docs are the site's root.
+        file = files.get_file_from_path(target.path.removeprefix("docs/"))
     if file is None:
         return None
     fragment = target.fragment

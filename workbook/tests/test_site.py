@@ -818,7 +818,8 @@ def fixture_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "cell_type": "markdown",
             "id": "next",
             "source": "## With `code` in it\n\n**Next:** [Part 2 — Beta](part-02-beta.ipynb), "
-            "[its second section](part-02-beta.ipynb#The-second-heading).",
+            "[its second section](part-02-beta.ipynb#The-second-heading); "
+            "[the quick start](../docs/quickstart.md#work-through-a-part).",
         },
     ]
     two: list[dict[str, Any]] = [
@@ -842,6 +843,7 @@ def test_fixture_site_links_images_and_anchors(fixture_site: Path) -> None:
     assert ("../diagrams/part-01-flow.svg", "How a request flows") in images
     assert 'href="../part-02-beta/"' in dom
     assert 'href="../part-02-beta/#the-second-heading"' in dom
+    assert 'href="../../quickstart/#work-through-a-part"' in dom
     assert ("with-code-in-it", "With code in it") in toc_entries(dom)
 
 
