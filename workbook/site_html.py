@@ -31,6 +31,7 @@ _PLAIN_SPANS = re.compile(r'<span class="[nwpo]">([^<]*)</span>|<span></span>')
 _TAG = re.compile(r"(<[^>]*>)")
 _TAG_NAME = re.compile(r"</?([A-Za-z][A-Za-z0-9-]*)")
 _HEADING = re.compile(r"^h[1-6]$")
+_EMPTY_SPAN = re.compile(r'<span(?: class="[^"]*")?></span>')
 
 
 @dataclass
@@ -70,9 +71,9 @@ def line_spans(inner: str) -> str:
                 out.append(f'\n{closing}</span><span class="sw-line">{"".join(stack)}')
             out.append(text)
     out.append("</span>")
-    result = "".join(out)
-    # The text's final newline would otherwise open one empty line more.
-    return result.removesuffix('<span class="sw-line"></span>')
+    # A token ending in a newline (a whole "+" line of a diff) would leave an empty copy of
+    # itself on the next line; the text's final newline, one empty line more.
+    return _EMPTY_SPAN.sub("", "".join(out))
 
 
 def _set_lines(element: Tag) -> None:

@@ -863,3 +863,16 @@ def test_fixture_site_collapsed_cell(fixture_site: Path) -> None:
     assert "test_ok" in visible_text(found[1]), "the input is not inside the <details>"
     assert "✎ tests/test_api.py — new file" in visible_text(dom[found.end() :])
     assert dom.count('class="sw-hidden-input"') == 1, "only the collapsed cell is collapsed"
+
+
+def test_line_spans_close_and_reopen_tags_across_lines() -> None:
+    from workbook.site_html import line_spans
+
+    assert line_spans('<span class="ansi-red-fg">a\nb</span>\n') == (
+        '<span class="sw-line"><span class="ansi-red-fg">a\n</span></span>'
+        '<span class="sw-line"><span class="ansi-red-fg">b</span>\n</span>'
+    )
+    assert line_spans("+x\n\n-y") == (
+        '<span class="sw-line">+x\n</span><span class="sw-line">\n</span>'
+        '<span class="sw-line">-y</span>'
+    )
