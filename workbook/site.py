@@ -326,11 +326,13 @@ def part_bar(pages: PartPages, page_uri: str, files: Files) -> str:
     if index + 1 < len(_pages):
         pager.append(neighbour(_pages[index + 1], f"Part {pages.part.number + 1} →", "next"))
     run = (
-        f'<p class="{BAR_CLASS}__run">Run it locally: <code>make lab</code>, then open '
+        f'<p class="{BAR_CLASS}__run" data-search-exclude>'
+        "Run it locally: <code>make lab</code>, then open "
         f"<code>notebooks/{html.escape(pages.part.notebook.name)}</code>.</p>\n"
     )
     return (
-        f'<nav class="{BAR_CLASS}" aria-label="Part {pages.part.number}">'
+        # Navigation, not content: kept out of the search index (Material's attribute).
+        f'<nav class="{BAR_CLASS}" aria-label="Part {pages.part.number}" data-search-exclude>'
         f'<span class="{BAR_CLASS}__links">{"".join(items)}</span>'
         f'<span class="{BAR_CLASS}__pager">{"".join(pager)}</span>'
         "</nav>\n" + run

@@ -195,6 +195,14 @@ def process_notebook(
         # Search finds prose and headings; code and outputs would bury them.
         _exclude_from_search(soup, cell)
 
+    # Markdown cells: their content straight in the notebook, no wrapper per cell. Material's
+    # search ends a section where its heading's parent element ends: inside a cell wrapper,
+    # the prose of the next cells would go to the page's first section, not the heading's.
+    for cell in soup.select("div.jp-MarkdownCell"):
+        rendered = cell.select_one(".jp-RenderedMarkdown")
+        if rendered is not None:
+            cell.replace_with(*rendered.contents)
+
     result.toc_tokens = _toc_tokens(soup)
     result.content = str(soup)
     return result

@@ -474,7 +474,7 @@ def test_screenshot_of_a_part_page(browser: Browser, tmp_path: Path, width: int)
 
 _REF_ATTRS = {"a": "href", "img": "src", "link": "href", "script": "src", "source": "src"}
 SIZE_LIMIT = 400_000  # bytes: a part page, and the whole search index
-SEARCH_MARKERS = ("¶", "Copied!")
+SEARCH_MARKERS = ("¶", "Copied!", "Download the notebook")  # the last: the links bar
 _PROMPT = re.compile(r"(In|Out)\s*\[\s*\d*\s*\]:")
 
 
@@ -634,6 +634,10 @@ def test_search_index_holds_prose_not_code(site_dir: Path) -> None:
         texts = [e["text"] for e in entries if e["location"].startswith(page_path(part))]
         sections = [e for e in entries if e["location"].startswith(page_path(part) + "#")]
         assert sections, f"{page_path(part)} has no section in the search index"
+        # Prose belongs to its section: the page's own entry (before its first heading)
+        # must not collect the markdown cells that follow code cells.
+        top = [e["text"] for e in entries if e["location"] == page_path(part)]
+        assert all(len(text) < 300 for text in top), f"{page_path(part)}: {top}"
         for snippet in code_snippets(part):
             assert not any(snippet in text for text in texts), (
                 f"code of {part.notebook.name} is in the search index: {snippet!r}"
