@@ -10,6 +10,10 @@ Registered in ``mkdocs.yml`` (``hooks: [workbook/site.py]``). For every
   application files it adds, changes and removes, and the unified diff between the two
   checkpoints.
 
+The notebook pages' HTML is then adapted for the site by ``workbook/site_html.py``
+(links, shared CSS, search, TOC, collapsed cells, alt text); the notebook itself is also
+copied next to its page for download, and ``notebooks/diagrams/`` to ``parts/diagrams/``.
+
 The "Parts" section of the nav is filled in ``on_config``, so adding a notebook adds its
 pages without touching ``mkdocs.yml``. ``docs/index.md`` may contain the marker
 ``<!-- parts:written -->``, replaced by a table of the parts written so far.
@@ -18,10 +22,14 @@ pages without touching ``mkdocs.yml``. ``docs/index.md`` may contain the marker
 from __future__ import annotations
 
 import html
+import json
+import logging
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urljoin, urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # MkDocs loads hooks by path, not as a package
@@ -32,8 +40,11 @@ from mkdocs.exceptions import PluginError  # noqa: E402
 from mkdocs.livereload import LiveReloadServer  # noqa: E402
 from mkdocs.plugins import event_priority  # noqa: E402
 from mkdocs.structure.files import File, Files  # noqa: E402
+from mkdocs.structure.nav import Navigation  # noqa: E402
 from mkdocs.structure.pages import Page  # noqa: E402
+from mkdocs.structure.toc import get_toc  # noqa: E402
 from mkdocs.utils import get_relative_url  # noqa: E402
+from mkdocs_jupyter.utils import slugify  # type: ignore[import-untyped]  # noqa: E402
 
 from workbook.diffs import file_changes  # noqa: E402
 from workbook.parts import (  # noqa: E402
@@ -45,8 +56,15 @@ from workbook.parts import (  # noqa: E402
     app_files,
     checkpoint_dir,
 )
+from workbook.site_html import process_changes, process_notebook  # noqa: E402
+
+log = logging.getLogger("mkdocs.hooks.workbook")
 
 PARTS_SECTION = "Parts"
+# The notebook CSS mkdocs-jupyter inlines into every page, served once (see on_post_build).
+NOTEBOOK_CSS = "stylesheets/jupyter.css"
+# Images the notebooks reference as ![alt](diagrams/<name>.svg), next to the notebooks.
+DIAGRAMS = "diagrams"
 PARTS_MARKER = "<!-- parts:written -->"
 BAR_CLASS = "sw-part-bar"
 
@@ -61,6 +79,11 @@ class PartPages:
     @property
     def notebook_uri(self) -> str:
         return f"parts/{self.part.notebook.name}"
+
+    @property
+    def download_uri(self) -> str:
+        """The .ipynb itself, next to its page (parts/part-NN-<slug>/part-NN-<slug>.ipynb)."""
+        return f"parts/{self.part.notebook.stem}/{self.part.notebook.name}"
 
     @property
     def changes_uri(self) -> str:
@@ -118,6 +141,8 @@ class NotebookPage(File):
 
 # Filled in on_config for the build in progress (`mkdocs serve` reruns on_config).
 _pages: list[PartPages] = []
+# The distinct inline stylesheets of the notebook pages, collected while rendering them.
+_notebook_styles: list[str] = []
 
 
 # --- titles, checkpoints, diffs ------------------------------------------------------
@@ -248,8 +273,10 @@ def changes_markdown(pages: PartPages) -> str:
 # --- the links bar -----------------------------------------------------------------------
 
 
-def _link(href: str, text: str, *, rel: str = "", title: str = "") -> str:
+def _link(href: str, text: str, *, rel: str = "", title: str = "", download: bool = False) -> str:
     attrs = f' href="{html.escape(href)}"'
+    if download:
+        attrs += " download"
     if rel:
         attrs += f' rel="{rel}"'
     if title:
@@ -284,6 +311,7 @@ def part_bar(pages: PartPages, page_uri: str, files: Files) -> str:
         _link(url(pages.notebook_uri), "The notebook")
         if on_changes
         else _link(url(pages.changes_uri), "Changes in this part"),
+        _link(url(pages.download_uri), "Download the notebook", download=True),
     ]
 
     def neighbour(other: PartPages, text: str, rel: str) -> str:
@@ -297,11 +325,17 @@ def part_bar(pages: PartPages, page_uri: str, files: Files) -> str:
         pager.append(neighbour(_pages[index - 1], f"← Part {pages.part.number - 1}", "prev"))
     if index + 1 < len(_pages):
         pager.append(neighbour(_pages[index + 1], f"Part {pages.part.number + 1} →", "next"))
+    run = (
+        f'<p class="{BAR_CLASS}__run" data-search-exclude>'
+        "Run it locally: <code>make lab</code>, then open "
+        f"<code>notebooks/{html.escape(pages.part.notebook.name)}</code>.</p>\n"
+    )
     return (
-        f'<nav class="{BAR_CLASS}" aria-label="Part {pages.part.number}">'
+        # Navigation, not content: kept out of the search index (Material's attribute).
+        f'<nav class="{BAR_CLASS}" aria-label="Part {pages.part.number}" data-search-exclude>'
         f'<span class="{BAR_CLASS}__links">{"".join(items)}</span>'
         f'<span class="{BAR_CLASS}__pager">{"".join(pager)}</span>'
-        "</nav>\n"
+        "</nav>\n" + run
     )
 
 
@@ -330,6 +364,7 @@ def written_parts_markdown() -> str:
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
     """Collect the parts and list them in the nav's "Parts" section."""
     _pages[:] = [PartPages(part, part_title(part)) for part in all_parts()]
+    _notebook_styles.clear()
     section: list[dict[str, str]] = []
     for pages in _pages:
         section += [{pages.title: pages.notebook_uri}, {pages.changes_title: pages.changes_uri}]
@@ -359,7 +394,38 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
             )
         )
         files.append(File.generated(config, pages.changes_uri, content=changes_markdown(pages)))
+        # A static copy to download (.ipynb is no page extension, so MkDocs just copies it).
+        files.append(
+            File.generated(config, pages.download_uri, abs_src_path=str(pages.part.notebook))
+        )
+    # The notebooks' diagrams, at the same place relative to the part pages' sources
+    # (parts/) as relative to the notebooks: notebook links to them resolve unchanged.
+    diagrams = NOTEBOOKS_DIR / DIAGRAMS
+    if diagrams.is_dir():
+        for path in sorted(p for p in diagrams.rglob("*") if p.is_file()):
+            uri = f"parts/{DIAGRAMS}/{path.relative_to(diagrams).as_posix()}"
+            files.append(File.generated(config, uri, abs_src_path=str(path)))
     return files
+
+
+def on_nav(nav: Navigation, config: MkDocsConfig, files: Files) -> Navigation:
+    """Reading order: the footer leads from part N to part N+1, not to part N's changes.
+
+    A changes page leads back to its notebook and on to the next part.
+    """
+    by_uri = {page.file.src_uri: page for page in nav.pages}
+    notebooks = [by_uri.get(pages.notebook_uri) for pages in _pages]
+    changes = [by_uri.get(pages.changes_uri) for pages in _pages]
+    for index, (notebook, change) in enumerate(zip(notebooks, changes, strict=True)):
+        following = notebooks[index + 1] if index + 1 < len(notebooks) else None
+        if notebook is not None:
+            if index > 0:
+                notebook.previous_page = notebooks[index - 1]
+            notebook.next_page = following
+        if change is not None:
+            change.previous_page = notebook
+            change.next_page = following
+    return nav
 
 
 def _pages_for(page: Page) -> PartPages | None:
@@ -379,12 +445,66 @@ def _relative_links(markdown: str, page: Page) -> str:
     return markdown.replace("](parts/", "](" + "../" * depth + "parts/")
 
 
+def _notebook_link(value: str, page: Page, files: Files) -> str | None:
+    """The site URL of a notebook's relative link, or None if the site has no such file.
+
+    Notebook links are relative to notebooks/, which is parts/ on the site: a sibling
+    ``part-03-x.ipynb#Heading`` becomes the part's page (JupyterLab's ``#The-heading``
+    anchor turned into the page's ``#the-heading`` id), ``diagrams/x.svg`` the copied image,
+    ``../docs/databases.md`` the Databases page.
+    """
+    target = urlsplit(urljoin(page.file.src_uri, value))
+    file = files.get_file_from_path(target.path)
+    if file is None and target.path.startswith("docs/"):
+        # ../docs/databases.md from a notebook: the docs are the site's root.
+        file = files.get_file_from_path(target.path.removeprefix("docs/"))
+    if file is None:
+        return None
+    fragment = target.fragment
+    if fragment and file.src_uri.endswith(".ipynb"):
+        fragment = slugify(fragment.replace("-", " "))
+    return get_relative_url(file.url, page.url) + (f"#{fragment}" if fragment else "")
+
+
+def _notebook_cells(pages: PartPages) -> dict[str, dict[str, Any]]:
+    notebook = json.loads(pages.part.notebook.read_text(encoding="utf-8"))
+    return {str(cell.get("id")): cell for cell in notebook["cells"]}
+
+
 def on_page_content(html_content: str, page: Page, config: MkDocsConfig, files: Files) -> str:
-    """Put the links bar on top of every part page (notebook and changes)."""
+    """Fix up a notebook page's HTML, and put the links bar on top of every part page."""
     pages = _pages_for(page)
     if pages is None:
         return html_content
+    if page.file.src_uri == pages.notebook_uri:
+        result = process_notebook(
+            html_content, _notebook_cells(pages), lambda value: _notebook_link(value, page, files)
+        )
+        for value in result.unresolved:  # a warning fails `mkdocs build --strict`
+            log.warning("%s links to %r, which is not on the site", pages.part.notebook.name, value)
+        _notebook_styles.extend(s for s in result.styles if s not in _notebook_styles)
+        html_content = result.content
+        # mkdocs-jupyter's TOC comes from a Markdown export without inline code: a heading
+        # "… with `Protocol`" loses the word and its anchor; the rendered headings have both.
+        page.toc = get_toc(cast(Any, result.toc_tokens))
+        page.meta["sw_notebook_css"] = NOTEBOOK_CSS  # linked in <head> by workbook/theme
+        if config.repo_url and config.edit_uri:
+            # Edit the notebook, not a docs/ file that does not exist.
+            docs_edit = urljoin(config.repo_url.rstrip("/") + "/", config.edit_uri)
+            page.edit_url = urljoin(
+                docs_edit, f"../{NOTEBOOKS_DIR.name}/{pages.part.notebook.name}"
+            )
+    else:
+        html_content = process_changes(html_content)
     return part_bar(pages, page.file.src_uri, files) + html_content
+
+
+def on_post_build(config: MkDocsConfig) -> None:
+    """Write the notebook CSS once; every notebook page links it."""
+    if _notebook_styles:
+        target = Path(config.site_dir) / NOTEBOOK_CSS
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(_notebook_styles), encoding="utf-8")
 
 
 def on_serve(server: LiveReloadServer, config: MkDocsConfig, builder: object) -> LiveReloadServer:
