@@ -262,3 +262,51 @@ async def test_messages_count_in_words_a_reader_would_write(
 
     assert "1 copy requested" in order.json()["detail"]
     assert "``" not in described.json()["description"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json", None])
+async def test_a_csv_import_sent_as_another_type_is_a_415_that_imports_nothing(
+    client: httpx.AsyncClient,
+    stocked_book: dict[str, Any],
+    app_engine: AsyncEngine,
+    content_type: str | None,
+) -> None:
+    csv_text = CSV_HEADER + f"{isbn13(50)},Sent as text,{stocked_book['author_id']},10.00,USD\n"
+    headers = {} if content_type is None else {"content-type": content_type}
+    before = await row_counts(app_engine)
+
+    response = await client.post("/books/import", content=csv_text.encode(), headers=headers)
+
+    assert response.status_code == 415
+    assert await row_counts(app_engine) == before
+
+
+async def test_csv_numbers_get_the_apis_bounds_however_long_they_are(
+    client: httpx.AsyncClient, stocked_book: dict[str, Any]
+) -> None:
+    author = stocked_book["author_id"]
+    header = CSV_HEADER.rstrip("\n") + ",publication_year\n"
+    rows = [
+        f"{isbn13(60)},Digits beyond int(),{'1' * 5000},10.00,USD,",
+        f"{isbn13(61)},Zeros first,{'0' * 4400}{author},10.00,USD,",
+        f"{isbn13(62)},Year zero,{author},10.00,USD,0",
+        f"{isbn13(63)},Year too late,{author},10.00,USD,99999",
+    ]
+
+    response = await client.post(
+        "/books/import",
+        content=(header + "\n".join(rows)).encode(),
+        headers={"content-type": "text/csv"},
+    )
+
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["imported"] == 1  # leading zeros are still the author's id
+    assert [error["row"] for error in report["errors"]] == [2, 4, 5]
+
+
+async def test_a_trailing_slash_is_a_404_problem_not_a_redirect(client: httpx.AsyncClient) -> None:
+    response = await client.post("/books/", json={}, headers={"host": "evil.example"})
+
+    assert response.status_code == 404
+    assert "location" not in response.headers

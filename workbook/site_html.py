@@ -192,6 +192,9 @@ def process_notebook(
                 summary.string = _first_line("".join(notebook_cell.get("source", "")))
                 wrapper.wrap(details)
                 details.insert(0, summary)
+                # Read on request only: plain text, not a span per token, keeps the page light.
+                for code in wrapper.select("pre code, div.highlight pre"):
+                    code.string = code.get_text()
         # Search finds prose and headings; code and outputs would bury them.
         _exclude_from_search(soup, cell)
 

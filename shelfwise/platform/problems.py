@@ -265,12 +265,21 @@ async def validation_error_response(request: Request, error: Exception) -> Probl
     return problem_response(request, VALIDATION_FAILED, detail, errors=field_errors)
 
 
-def _unsupported_media_type(request: Request) -> str | None:
-    """Why the request's body is not of the type its route reads, or ``None`` if it is.
+async def require_declared_media_type(request: Request) -> None:
+    """Refuse (415) a body whose Content-Type is not the one its route reads.
 
-    FastAPI parses a body as JSON only when it is declared as JSON, and reports any other
-    body as a schema mismatch; the client's real mistake is the Content-Type.
+    An app-wide dependency, so it runs before the body is validated: FastAPI hands a body
+    declared as anything but JSON to a text route as it is (a CSV import would import it).
+    A body declared as JSON is parsed before any dependency runs; when that fails on a route
+    that does not read JSON, ``validation_error_response`` asks the same question.
     """
+    wrong_media_type = _unsupported_media_type(request)
+    if wrong_media_type is not None:
+        raise HTTPException(UNSUPPORTED_MEDIA_TYPE.status, wrong_media_type)
+
+
+def _unsupported_media_type(request: Request) -> str | None:
+    """Why the request's body is not of the type its route reads, or ``None`` if it is."""
     body_field = getattr(request.scope.get("route"), "body_field", None)
     if body_field is None:
         return None

@@ -3,14 +3,18 @@
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from shelfwise.catalog.router import create_router as create_catalog_router
 from shelfwise.inventory.router import create_router as create_inventory_router
 from shelfwise.orders.router import create_router as create_orders_router
 from shelfwise.platform.db import Database
 from shelfwise.platform.head import HeadAsGetMiddleware
-from shelfwise.platform.problems import install_problem_handlers, problem_responses
+from shelfwise.platform.problems import (
+    install_problem_handlers,
+    problem_responses,
+    require_declared_media_type,
+)
 from shelfwise.platform.request_id import RequestIdMiddleware, new_request_id
 from shelfwise.platform.settings import Settings
 
@@ -47,7 +51,14 @@ def create_app(
     the ids of requests that arrive without one; tests pass a deterministic one.
     """
     settings = settings or Settings()
-    app = FastAPI(title=settings.app_name, lifespan=lifespan)
+    app = FastAPI(
+        title=settings.app_name,
+        lifespan=lifespan,
+        # Every body is checked against the type its route reads, before it is parsed.
+        dependencies=[Depends(require_declared_media_type)],
+        # "/books/" is not "/books": a 404 problem, not a redirect built from the Host header.
+        redirect_slashes=False,
+    )
     app.state.settings = settings
     app.add_api_route(
         "/health",

@@ -39,8 +39,10 @@ Id = Annotated[int, Interval(ge=1, le=MAX_INT), WholeNumber]
 """A row id in a path, a query or a body."""
 Quantity = Annotated[int, Interval(ge=-MAX_INT - 1, le=MAX_INT), WholeNumber]
 """A number of copies; the services decide which numbers make sense."""
-Year = Annotated[int, Interval(ge=1450, le=2100), WholeNumber]
-"""A publication year: from the printing press to the end of this century."""
+# From the printing press to the end of this century.
+MIN_YEAR, MAX_YEAR = 1450, 2100
+Year = Annotated[int, Interval(ge=MIN_YEAR, le=MAX_YEAR), WholeNumber]
+"""A publication year."""
 
 
 def bounded_text(max_length: int) -> StringConstraints:

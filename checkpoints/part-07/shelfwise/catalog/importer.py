@@ -20,7 +20,7 @@ from shelfwise.catalog.errors import InvalidCsvError, InvalidCsvRowError, Invali
 from shelfwise.catalog.isbn import normalize_isbn
 from shelfwise.catalog.service import BookService, NewBook
 from shelfwise.platform.errors import DomainError
-from shelfwise.platform.schemas import MAX_INT
+from shelfwise.platform.schemas import MAX_INT, MAX_YEAR, MIN_YEAR
 
 REQUIRED_COLUMNS = ("isbn", "title", "author_id", "price_amount", "price_currency")
 OPTIONAL_COLUMNS = ("category", "publication_year")
@@ -127,18 +127,23 @@ def _new_book(record: dict[str | None, str | None]) -> NewBook:
     return NewBook(
         isbn=fields["isbn"],
         title=fields["title"],
-        author_id=_whole_number("author_id", fields["author_id"]),
+        author_id=_whole_number("author_id", fields["author_id"], 1, MAX_INT),
         price_amount=_amount(fields["price_amount"]),
         price_currency=fields["price_currency"],
         category=fields.get("category") or None,
-        publication_year=_whole_number("publication_year", year) if year else None,
+        publication_year=(
+            _whole_number("publication_year", year, MIN_YEAR, MAX_YEAR) if year else None
+        ),
     )
 
 
-def _whole_number(column: str, text: str) -> int:
-    if not (text.isascii() and text.isdecimal()) or int(text) > MAX_INT:
-        raise InvalidCsvRowError(f"{column} must be a whole number up to {MAX_INT}, got {text!r}.")
-    return int(text)
+def _whole_number(column: str, text: str, low: int, high: int) -> int:
+    # The API's bounds for the same field. Length first: int() refuses over 4,300 digits.
+    digits = text.lstrip("0") or "0"
+    fits = text.isascii() and text.isdecimal() and len(digits) <= len(str(high))
+    if not fits or not low <= int(digits) <= high:
+        raise InvalidCsvRowError(f"{column} must be a whole number from {low} to {high}.")
+    return int(digits)
 
 
 def _isbn_order(isbn: str) -> str:
