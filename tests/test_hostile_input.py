@@ -171,6 +171,7 @@ async def test_csv_rows_the_database_would_refuse_become_row_errors(
         f"{isbn13(11)},{'t' * 301},{author},10.00,USD",
         f"{isbn13(12)},{'t' * 140_000},{author},10.00,USD",
         f"{isbn13(13)},Too big an author,99999999999999999999,10.00,USD",
+        f"{isbn13(15)},A NUL\x00in the title,{author},10.00,USD",
         f"{isbn13(14)},A good row,{author},10.00,USD",
     ]
     # Excel writes a byte order mark; old Macs end lines with a bare CR.
@@ -183,7 +184,7 @@ async def test_csv_rows_the_database_would_refuse_become_row_errors(
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["imported"] == 1
-    assert [error["row"] for error in report["errors"]] == [2, 3, 4]
+    assert [error["row"] for error in report["errors"]] == [2, 3, 4, 5]
     assert {error["code"] for error in report["errors"]} == {"invalid_csv_row"}
 
 
