@@ -2,7 +2,7 @@
 
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import Connection, MetaData, Select, event, func, select
+from sqlalchemy import Connection, MetaData, Select, event, func, make_url, select
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -32,15 +32,23 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# How long a SQLite writer waits for the write lock before "database is locked".
+SQLITE_LOCK_WAIT_SECONDS = 30
+
+
 def create_engine(database_url: str) -> AsyncEngine:
     """Create the async engine for ``database_url``.
 
-    Two SQLite driver defaults are wrong for us and are fixed here: foreign keys are ignored
-    unless asked for on every connection, and a savepoint opened before any write would
-    commit on release (see ``_begin_before_sqlite_savepoint``).
+    Three SQLite driver defaults are wrong for us and are fixed here: foreign keys are ignored
+    unless asked for on every connection; a writer gives up after 5 s waiting for another
+    writer, which a burst of CSV imports outlasts; and a savepoint opened before any write
+    would commit on release (see ``_begin_before_sqlite_savepoint``).
     """
-    engine = create_async_engine(database_url)
-    if engine.dialect.name == "sqlite":
+    sqlite = make_url(database_url).get_backend_name() == "sqlite"
+    # SQLite has one writer at a time; the others queue for the lock this long.
+    connect_args = {"timeout": SQLITE_LOCK_WAIT_SECONDS} if sqlite else {}
+    engine = create_async_engine(database_url, connect_args=connect_args)
+    if sqlite:
         event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
         event.listen(engine.sync_engine, "savepoint", _begin_before_sqlite_savepoint)
     return engine

@@ -1,11 +1,13 @@
 """SqlUnitOfWork commits only what it is told to commit."""
 
+from pathlib import Path
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shelfwise.catalog.models import Author
-from shelfwise.platform.db import create_session_factory
+from shelfwise.platform.db import SQLITE_LOCK_WAIT_SECONDS, create_engine, create_session_factory
 from shelfwise.platform.unit_of_work import SqlUnitOfWork
 
 
@@ -59,3 +61,14 @@ async def test_a_savepoint_inside_the_unit_of_work_does_not_commit_it(
             raise RuntimeError("boom")
 
     assert await count_authors_in_a_new_session(engine) == 0
+
+
+async def test_a_sqlite_writer_waits_for_the_lock_instead_of_failing_at_once(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'locks.db'}")
+    async with engine.connect() as connection:
+        waits_ms = await connection.scalar(text("PRAGMA busy_timeout"))
+    await engine.dispose()
+
+    assert waits_ms == SQLITE_LOCK_WAIT_SECONDS * 1000
