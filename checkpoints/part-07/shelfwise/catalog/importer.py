@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 
 from shelfwise.catalog.errors import InvalidCsvError, InvalidCsvRowError, InvalidIsbnError
 from shelfwise.catalog.isbn import normalize_isbn
+from shelfwise.catalog.models import CATEGORY_LENGTH, TITLE_LENGTH
 from shelfwise.catalog.service import BookService, NewBook
 from shelfwise.platform.errors import DomainError
 from shelfwise.platform.schemas import MAX_INT, MAX_YEAR, MIN_YEAR
@@ -26,8 +27,9 @@ REQUIRED_COLUMNS = ("isbn", "title", "author_id", "price_amount", "price_currenc
 OPTIONAL_COLUMNS = ("category", "publication_year")
 # Bounds the work (and the transaction) one request can cause.
 MAX_IMPORT_ROWS = 1_000
-# The longest text each column's database field holds (as the API's schemas say too).
-MAX_LENGTHS = {"isbn": 32, "title": 300, "price_currency": 3, "category": 100}
+# The text columns' lengths, as the API's schemas bound them too. (The ISBN and the currency
+# are checked whole by the service.)
+MAX_LENGTHS = {"title": TITLE_LENGTH, "category": CATEGORY_LENGTH}
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,14 @@ from typing import Annotated, Self
 from pydantic import BaseModel, Field
 
 from shelfwise.catalog.importer import ImportReport
-from shelfwise.catalog.models import Author, Book
+from shelfwise.catalog.models import CATEGORY_LENGTH, NAME_LENGTH, TITLE_LENGTH, Author, Book
 from shelfwise.platform.schemas import Id, MoneyModel, Year, bounded_text
 
 
 class AuthorCreate(BaseModel):
     """Body of ``POST /authors``."""
 
-    name: Annotated[str, bounded_text(200), Field(examples=["Ursula K. Le Guin"])]
+    name: Annotated[str, bounded_text(NAME_LENGTH), Field(examples=["Ursula K. Le Guin"])]
 
 
 class AuthorRead(BaseModel):
@@ -32,10 +32,10 @@ class BookCreate(BaseModel):
 
     # Room for hyphens and spaces around the 13 digits; the service checks the rest.
     isbn: Annotated[str, bounded_text(32), Field(examples=["0-306-40615-2"])]
-    title: Annotated[str, bounded_text(300)]
+    title: Annotated[str, bounded_text(TITLE_LENGTH)]
     author_id: Id
     price: MoneyModel
-    category: Annotated[str, bounded_text(100)] | None = None
+    category: Annotated[str, bounded_text(CATEGORY_LENGTH)] | None = None
     publication_year: Year | None = None
 
 
