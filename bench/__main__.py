@@ -239,7 +239,7 @@ def report(
             "platform": platform.platform(),
         },
         "postgres": source,
-        "tenants": len(tenants),
+        "tenants_used": len(tenants),
         "results": [asdict(result) for result in results],
         "ratios": ratios(results),
     }
