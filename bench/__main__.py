@@ -170,14 +170,15 @@ async def measure(
 ) -> list[Result]:
     """Each app scenario right after its anchor, so slow drift on a shared machine hits both."""
     calls = http.by_scenario()
-    through_server = {"server": server_cpu, "load generator": time.process_time}
+    server_clocks = {"server": server_cpu, "load generator": time.process_time}
     results = []
 
-    async def run(
+    async def scenario(
         name: str,
         call: Call,
         clocks: Mapping[str, Callable[[], float]],
         *,
+        through_server: bool,
         anchor: str | None = None,
     ) -> None:
         sample = await drive(
@@ -187,25 +188,28 @@ async def measure(
             duration=settings.duration,
             cpu_clocks=clocks,
         )
-        result = summarize(name, sample, anchor=anchor, through_server=clocks is through_server)
+        result = summarize(name, sample, anchor=anchor, through_server=through_server)
         print(f"  {name}: {result.rate:.0f} req/s, {result.error_count} errors")
         results.append(result)
 
-    async def run_anchor(name: str, anchor: AbstractAsyncContextManager[Call]) -> None:
-        # The idle server leaves its core to the anchor: the database work gets the same core
-        # the app gets, and the bench drives itself.
+    async def app(name: str, anchor: str | None = None) -> None:
+        await scenario(name, calls[name], server_clocks, through_server=True, anchor=anchor)
+
+    async def direct(name: str, work: AbstractAsyncContextManager[Call]) -> None:
+        # The idle server leaves its core to the anchor: the database work gets the core the app
+        # gets, and the bench drives itself.
         pin(cores.work)
         try:
-            async with anchor as call:
-                await run(name, call, {"bench": time.process_time})
+            async with work as call:
+                await scenario(name, call, {"bench": time.process_time}, through_server=False)
         finally:
             pin(cores.load)
 
-    await run("GET /health", calls["GET /health"], through_server)
-    await run_anchor("bare ORM read", anchors.bare_orm_read(url, workload))
-    await run("GET /books/{id}", calls["GET /books/{id}"], through_server, anchor="bare ORM read")
-    await run_anchor("raw asyncpg order", anchors.raw_order(url, workload))
-    await run("POST /orders", calls["POST /orders"], through_server, anchor="raw asyncpg order")
+    await app("GET /health")
+    await direct("bare ORM read", anchors.bare_orm_read(url, workload))
+    await app("GET /books/{id}", anchor="bare ORM read")
+    await direct("raw asyncpg order", anchors.raw_order(url, workload))
+    await app("POST /orders", anchor="raw asyncpg order")
     return results
 
 
