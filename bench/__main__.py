@@ -146,7 +146,9 @@ async def prepare_tenants(
     missing = {"/authors", "/books", "/books/{book_id}", "/books/{book_id}/stock", "/orders"}
     missing -= set(openapi["paths"])
     if missing:
-        raise SystemExit(f"this app has no {', '.join(sorted(missing))}: the bench needs part 5 on")
+        raise SystemExit(
+            f"this app has no {', '.join(sorted(missing))}: the bench needs part 5 or later"
+        )
     if tenancy.has_tenancy(openapi):
         tenants = await tenancy.create_tenants(
             client, settings.app_dir, environment, url, settings.tenants
@@ -251,9 +253,9 @@ def report(
     print(f"results: {path.relative_to(REPO_ROOT)}")
     failed = [result for result in results if result.errors]
     for result in failed:
-        print(f"ERRORS in {result.name}: {result.errors}", file=sys.stderr)
+        print(f"ERRORS in {result.name}: {result.errors}")
     if failed:
-        print("this run had errors: its figures are not comparable", file=sys.stderr)
+        print("this run had errors: its figures are not comparable")
     return 1 if failed else 0
 
 
