@@ -1,10 +1,11 @@
-"""The bench's arithmetic and its table: no server, no database."""
+"""The bench's pure logic: arithmetic, the table, tenancy detection. No server, no database."""
 
 from collections import Counter
 
 import pytest
 
 from bench.stats import Result, Sample, format_table, percentile, ratio, ratios, summarize
+from bench.tenancy import has_tenancy
 from bench.workload import isbn13
 
 
@@ -103,3 +104,8 @@ def test_the_table_has_a_row_per_scenario_with_its_ratios() -> None:
 def test_isbns_are_valid_isbn_13s() -> None:
     assert isbn13(0) == "9780000000002"
     assert isbn13(26) == "9780000000262"
+
+
+def test_tenancy_is_detected_by_the_login_route() -> None:
+    assert has_tenancy({"paths": {"/health": {}, "/auth/token": {}}})
+    assert not has_tenancy({"paths": {"/health": {}, "/books": {}}})
