@@ -25,7 +25,7 @@ _VERSION := import sys; print("%d.%d" % sys.version_info[:2])
 PYTHON_VERSION := $(shell $(PYTHON) -c '$(_VERSION)' 2>/dev/null)
 VENV_VERSION := $(shell $(PY) -c '$(_VERSION)' 2>/dev/null)
 
-.PHONY: help setup lab serve docs test lint typecheck test-app test-workbook test-notebooks \
+.PHONY: help setup lab serve bench docs test lint typecheck test-app test-workbook test-notebooks \
 	checkpoints lock browser clean FORCE
 
 help:  ## list the targets
@@ -88,6 +88,12 @@ else
 	$(VENV)/bin/uvicorn --factory shelfwise.main:create_app --host 127.0.0.1 --port 8000
 endif
 
+# Not part of `make test`: it takes a minute or two and its figures are measurements. Settings
+# come from the environment: `make bench BENCH_DURATION=20 BENCH_CONCURRENCY=32`.
+bench: setup  ## load-test the service on PostgreSQL, as ratios to anchors (PART=8: part 8's app)
+	@app=.; if [ -n '$(PART)' ]; then app=$$($(PY) -m workbook app-dir '$(PART)') || exit 2; fi; \
+	$(PY) -m bench --app-dir $$app --part '$(if $(PART),part $(PART),root)'
+
 docs: setup  ## serve the documentation site (http://127.0.0.1:8001)
 	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8001
 
@@ -100,11 +106,11 @@ test: lint typecheck test-app test-notebooks test-workbook  ## run every check C
 	@echo "make test: all checks passed"
 
 lint: setup  ## ruff lint and format check
-	$(VENV)/bin/ruff check shelfwise tests workbook notebooks/conftest.py
-	$(VENV)/bin/ruff format --check shelfwise tests workbook notebooks/conftest.py
+	$(VENV)/bin/ruff check shelfwise tests workbook bench notebooks/conftest.py
+	$(VENV)/bin/ruff format --check shelfwise tests workbook bench notebooks/conftest.py
 
-typecheck: setup  ## mypy --strict on the package, its tests and the workbook machinery
-	$(VENV)/bin/mypy shelfwise tests workbook
+typecheck: setup  ## mypy --strict on the package, its tests, the workbook machinery and the bench
+	$(VENV)/bin/mypy shelfwise tests workbook bench
 
 test-app: setup  ## the finished application's test suite
 	$(PY) -m pytest -q -p no:cacheprovider tests
@@ -118,15 +124,15 @@ test-notebooks: setup  ## run every notebook against its stored outputs and chec
 # only the tests that open pages are skipped (-p workbook.browser), with one line on how to
 # get one.
 IS_CI := $(filter-out 0 false False,$(CI))
-test-workbook: setup  ## the machinery's own tests and the site in a real browser
+test-workbook: setup  ## the machinery's and the bench's own tests, and the site in a real browser
 	@found=$$($(PY) -m workbook browser) || { \
 		if [ -n "$(IS_CI)" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; }; then \
 			$(MAKE) --no-print-directory browser && found=$$($(PY) -m workbook browser); fi; }; \
 	if [ -n "$$found" ] || [ -n "$(IS_CI)" ]; then \
-		CHROMIUM=$$found $(PY) -m pytest -q -p no:cacheprovider workbook/tests; \
+		CHROMIUM=$$found $(PY) -m pytest -q -p no:cacheprovider workbook/tests bench/tests; \
 	else \
 		$(PY) -c 'from workbook.browser import SKIPPING; print(SKIPPING)'; \
-		$(PY) -m pytest -q -p no:cacheprovider -p workbook.browser workbook/tests; \
+		$(PY) -m pytest -q -p no:cacheprovider -p workbook.browser workbook/tests bench/tests; \
 	fi
 
 browser: setup  ## find Chrome/Chromium/Edge for the site check; install Chromium as root on Debian/Ubuntu
