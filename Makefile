@@ -75,16 +75,20 @@ lab: setup  ## open JupyterLab on the notebooks (PORT=8888)
 	set -x; $(VENV)/bin/jupyter lab notebooks/ $$flags
 
 # PART=N serves checkpoint N: uvicorn's --app-dir puts it first on sys.path (before the
-# finished app installed in .venv) and the scratch database is git-ignored.
+# finished app installed in .venv) and the scratch database is git-ignored. From part 9 on the
+# API needs a login: `python -m shelfwise create-demo` opens two demo tenants first (it is safe
+# to repeat, and prints the credentials).
 serve: setup  ## run the service on SQLite at http://127.0.0.1:8000/docs (PART=5: part 5's app)
 ifdef PART
 	@app=$$($(PY) -m workbook app-dir '$(PART)') || exit 2; \
 	data=.workspaces/serve-part-$(PART); mkdir -p $$data; \
 	echo "serving part $(PART) from $$app/shelfwise, database $$data/shelfwise.db"; \
-	PYTHONPATH=$$app SHELFWISE_DATABASE_URL=sqlite+aiosqlite:///$$data/shelfwise.db \
-		$(VENV)/bin/uvicorn --app-dir $$app --factory shelfwise.main:create_app \
+	export PYTHONPATH=$$app SHELFWISE_DATABASE_URL=sqlite+aiosqlite:///$$data/shelfwise.db; \
+	if [ -e $$app/shelfwise/cli.py ]; then $(PY) -m shelfwise create-demo || exit 1; fi; \
+	$(VENV)/bin/uvicorn --app-dir $$app --factory shelfwise.main:create_app \
 		--host 127.0.0.1 --port 8000
 else
+	@$(PY) -m shelfwise create-demo
 	$(VENV)/bin/uvicorn --factory shelfwise.main:create_app --host 127.0.0.1 --port 8000
 endif
 

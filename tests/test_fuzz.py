@@ -14,8 +14,10 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
+from shelfwise.identity.tokens import Principal
 from shelfwise.main import create_app
 from shelfwise.platform.settings import Settings
+from tests.factories import Tenants
 
 # The root suite (CI) spends 20 per operation and database; a notebook's checks, the
 # learner's feedback loop, set fewer through the variable.
@@ -30,11 +32,13 @@ OPERATIONS = sorted(
 
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_every_operation_answers_generated_input_as_documented(
-    database_url: str, label: str
+    app_settings: Settings, tenants: Tenants, label: str
 ) -> None:
     # schemathesis runs the app's lifespan itself, on a database of this test's own. Its pytest
     # plugin (one test per operation by itself) does not work with pytest 9.2, hence the loop.
-    app = create_app(Settings(database_url=database_url))
+    app = create_app(app_settings)
+    # Signed in as tenant A: without a token every tenant route would stop at its 401.
+    token = app.state.token_signer.issue(Principal(tenants.a.user_id, tenants.a.id))
     operation = schemathesis.openapi.from_asgi("/openapi.json", app).find_operation_by_label(label)
     assert operation is not None
 
@@ -49,6 +53,9 @@ def test_every_operation_answers_generated_input_as_documented(
     def answers_as_documented(case: Any) -> None:
         # Every check but one: an ISBN's checksum, a known currency or an existing book are
         # rules the schema cannot state, so a schema-valid request may get a documented 4xx.
-        case.call_and_validate(excluded_checks=[positive_data_acceptance])
+        case.call_and_validate(
+            headers={"Authorization": f"Bearer {token}"},
+            excluded_checks=[positive_data_acceptance],
+        )
 
     answers_as_documented()

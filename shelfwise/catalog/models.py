@@ -2,11 +2,12 @@
 
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Numeric, String
+from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shelfwise.platform.db import Base
 from shelfwise.platform.money import Money
+from shelfwise.tenancy.models import TenantScoped
 
 # Column lengths, named once: the API's schemas and the CSV importer bound input by them.
 NAME_LENGTH = 200
@@ -14,10 +15,12 @@ TITLE_LENGTH = 300
 CATEGORY_LENGTH = 100
 
 
-class Author(Base):
+class Author(TenantScoped, Base):
     """A person who wrote one or more books."""
 
     __tablename__ = "authors"
+    # What other tenant-scoped tables refer to: a reference carries the tenant with the id.
+    __table_args__ = (UniqueConstraint("tenant_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Indexed because searches match on author names.
@@ -30,21 +33,28 @@ class Author(Base):
     books: Mapped[list["Book"]] = relationship(lazy="raise", viewonly=True)
 
 
-class Book(Base):
+class Book(TenantScoped, Base):
     """A title in the catalog, identified by its ISBN.
 
     The list price is stored as an exact amount plus a currency code, never as a float.
     """
 
     __tablename__ = "books"
-    __table_args__ = (CheckConstraint("price_amount > 0", name="price_amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("price_amount > 0", name="price_amount_positive"),
+        # Two stores may both stock a book: an ISBN is unique within a tenant, not globally.
+        UniqueConstraint("tenant_id", "isbn"),
+        UniqueConstraint("tenant_id", "id"),
+        # The author must be the same tenant's: the database refuses another tenant's author.
+        ForeignKeyConstraint(["tenant_id", "author_id"], ["authors.tenant_id", "authors.id"]),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    isbn: Mapped[str] = mapped_column(String(13), unique=True)
+    isbn: Mapped[str] = mapped_column(String(13))
     # Indexed because searches match on titles.
     title: Mapped[str] = mapped_column(String(TITLE_LENGTH), index=True)
     # Indexed for joins and "all books by this author".
-    author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"), index=True)
+    author_id: Mapped[int] = mapped_column(index=True)
     price_amount: Mapped[Decimal] = mapped_column(Numeric(10, 2))
     price_currency: Mapped[str] = mapped_column(String(3))
     category: Mapped[str | None] = mapped_column(String(CATEGORY_LENGTH))

@@ -1,6 +1,5 @@
-"""The identity feature (part 9; roles and API keys in part 18): who is calling, and what they
-may do.
+"""The identity feature (part 9; roles and API keys in part 18): who is calling.
 
-It will own users, credentials, tokens and roles within a tenant, and the checks that decide
-whether a caller may perform an action.
+It owns users, their password hashes, logging in and the signed tokens that carry a verified
+tenant, and the dependency that turns a request's token into the current tenant.
 """

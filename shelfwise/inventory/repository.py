@@ -10,6 +10,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shelfwise.inventory.models import Stock
+from shelfwise.tenancy.context import current_tenant_id
 
 if TYPE_CHECKING:
     from shelfwise.inventory.ports import StockRepository, StockSessions
@@ -30,7 +31,10 @@ class SqlStockRepository:
         # row and both insert, and the second would fail on the primary key.
         dialect = self._session.get_bind().dialect.name
         insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert(Stock).values(book_id=book_id, quantity=quantity)
+        # A Core insert bypasses the ORM's stamping, so it names the tenant itself.
+        statement = insert(Stock).values(
+            tenant_id=current_tenant_id(), book_id=book_id, quantity=quantity
+        )
         await self._session.execute(
             statement.on_conflict_do_update(
                 index_elements=[Stock.book_id], set_={"quantity": statement.excluded.quantity}

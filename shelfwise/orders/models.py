@@ -3,11 +3,19 @@
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Numeric, String, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    Enum,
+    ForeignKeyConstraint,
+    Numeric,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shelfwise.platform.db import Base
 from shelfwise.platform.money import Money
+from shelfwise.tenancy.models import TenantScoped
 
 
 class OrderStatus(StrEnum):
@@ -16,7 +24,7 @@ class OrderStatus(StrEnum):
     PLACED = "placed"
 
 
-class Order(Base):
+class Order(TenantScoped, Base):
     """A bookstore's order: what it bought, at which prices, for what total.
 
     Prices and the discount are copied onto the order when it is placed, so a later change to a
@@ -24,6 +32,7 @@ class Order(Base):
     """
 
     __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("tenant_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored as the enum's value ("placed"), in a plain string column that new statuses can
@@ -51,19 +60,22 @@ class Order(Base):
         return Money(self.total_amount, self.total_currency)
 
 
-class OrderItem(Base):
+class OrderItem(TenantScoped, Base):
     """One line of an order: copies of one book at the unit price of the day."""
 
     __tablename__ = "order_items"
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         UniqueConstraint("order_id", "book_id"),
+        # The order and the book are both the item's own tenant's.
+        ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"]),
+        # By table name, like Stock: orders refer to books without importing the catalog.
+        ForeignKeyConstraint(["tenant_id", "book_id"], ["books.tenant_id", "books.id"]),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
-    # By table name, like Stock: orders refer to books without importing the catalog's models.
-    book_id: Mapped[int] = mapped_column(ForeignKey("books.id"), index=True)
+    order_id: Mapped[int] = mapped_column(index=True)
+    book_id: Mapped[int] = mapped_column(index=True)
     quantity: Mapped[int]
     unit_price_amount: Mapped[Decimal] = mapped_column(Numeric(10, 2))
     unit_price_currency: Mapped[str] = mapped_column(String(3))

@@ -4,12 +4,13 @@ from typing import Any, Self, TypeVar
 
 from sqlalchemy import Connection, MetaData, Select, event, func, make_url, select
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 
 from shelfwise.platform.pagination import Page, ensure_valid_window
 
@@ -76,9 +77,41 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     """Sessions whose objects stay readable after commit.
 
     ``expire_on_commit=False`` matters in async code: an expired attribute would need a hidden
-    query to reload, and hidden queries cannot run outside ``await``.
+    query to reload, and hidden queries cannot run outside ``await``. Each factory gets a
+    ``Session`` class of its own, so event hooks (part 9's tenant walls) can be put on the
+    sessions of one factory without touching any other.
     """
-    return async_sessionmaker(engine, expire_on_commit=False)
+    own_session_class = type("FactorySession", (Session,), {})
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=own_session_class)
+
+
+def session_class(session_factory: async_sessionmaker[AsyncSession]) -> type[Session]:
+    """The ``Session`` class behind the sessions ``session_factory`` opens: an event target."""
+    sessions: type[Session] = session_factory.kw["sync_session_class"]
+    return sessions
+
+
+async def set_transaction_setting(session: AsyncSession, name: str, value: str) -> None:
+    """Set a PostgreSQL setting until the session's transaction ends (no-op elsewhere)."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        # is_local=true: the setting ends with the transaction; the pool never carries it on.
+        await connection.execute(select(func.set_config(name, value, True)))
+
+
+async def grant_to_app_role(connection: AsyncConnection, role: str) -> None:
+    """Let ``role`` read and write the tables (not own or alter them), on PostgreSQL.
+
+    The app connects as this role, so no bug and no injected statement can drop a table or
+    switch off a row-level security policy: only the tables' owner can.
+    """
+    quoted = connection.dialect.identifier_preparer.quote(role)
+    for statement in (
+        f"GRANT USAGE ON SCHEMA public TO {quoted}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}",
+    ):
+        await connection.exec_driver_sql(statement)
 
 
 async def create_schema(engine: AsyncEngine) -> None:
@@ -103,10 +136,6 @@ class Database:
     def connect(cls, database_url: str) -> Self:
         """Create the engine for ``database_url``. No connection is opened until one is needed."""
         return cls(create_engine(database_url))
-
-    async def create_schema(self) -> None:
-        """Create the tables that do not exist yet (until migrations arrive in part 17)."""
-        await create_schema(self.engine)
 
     async def dispose(self) -> None:
         """Close every pooled connection. The app's lifespan calls this on shutdown."""

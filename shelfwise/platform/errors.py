@@ -1,7 +1,8 @@
 """The domain error hierarchy.
 
-Features raise subclasses of the three base kinds below. Only the outermost layer decides what a
-kind means for a transport (for HTTP: 404, 409 or 422), so services stay free of HTTP details.
+Features raise subclasses of the base kinds below. Only the outermost layer decides what a kind
+means for a transport (for HTTP: 401, 403, 404, 409 or 422), so services stay free of HTTP
+details.
 """
 
 from typing import ClassVar
@@ -36,6 +37,20 @@ class ConflictError(DomainError):
 
     code: ClassVar[str] = "conflict"
     title: ClassVar[str] = "Conflict"
+
+
+class AuthenticationError(DomainError):
+    """The request does not prove who is calling: no token, or one that fails verification."""
+
+    code: ClassVar[str] = "not_authenticated"
+    title: ClassVar[str] = "Not authenticated"
+
+
+class ForbiddenError(DomainError):
+    """The caller is known, but may not do this."""
+
+    code: ClassVar[str] = "forbidden"
+    title: ClassVar[str] = "Forbidden"
 
 
 class InvalidInputError(DomainError):

@@ -28,7 +28,14 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shelfwise.platform.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
+from shelfwise.platform.errors import (
+    AuthenticationError,
+    ConflictError,
+    DomainError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+)
 from shelfwise.platform.request_id import request_id_of
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -37,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 # Each kind of domain error means the same thing to every HTTP client.
 STATUS_BY_ERROR_KIND: tuple[tuple[type[DomainError], int], ...] = (
+    (AuthenticationError, status.HTTP_401_UNAUTHORIZED),
+    (ForbiddenError, status.HTTP_403_FORBIDDEN),
     (NotFoundError, status.HTTP_404_NOT_FOUND),
     (ConflictError, status.HTTP_409_CONFLICT),
     (InvalidInputError, status.HTTP_422_UNPROCESSABLE_CONTENT),
@@ -247,7 +256,9 @@ async def domain_error_response(request: Request, error: Exception) -> ProblemRe
     """A broken business rule, with the status its kind stands for."""
     if not isinstance(error, DomainError):  # registered for DomainError only
         raise error
-    return problem_response(request, ProblemType.of(type(error)), error.detail)
+    # RFC 6750: a 401 names the scheme that would authenticate the request.
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationError) else None
+    return problem_response(request, ProblemType.of(type(error)), error.detail, headers=headers)
 
 
 async def validation_error_response(request: Request, error: Exception) -> ProblemResponse:

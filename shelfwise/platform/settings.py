@@ -1,5 +1,8 @@
 """Application settings, read from the environment."""
 
+import secrets
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,3 +18,10 @@ class Settings(BaseSettings):
 
     app_name: str = "ShelfWise"
     database_url: str = "sqlite+aiosqlite:///./shelfwise.db"
+    # The tables' owner, on PostgreSQL: creates the schema and its row-level security
+    # policies, while the app itself connects as database_url's role, which owns nothing.
+    database_admin_url: str | None = None
+    # Signs access tokens. Unset, each process draws its own: tokens then die with the
+    # process and are not accepted by another, which is safe but fits only a single process.
+    auth_secret_key: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(32)))
+    access_token_minutes: int = Field(default=60, ge=1, le=24 * 60)

@@ -1,5 +1,6 @@
-"""The tenancy feature (arrives in part 9): which organisation a request acts for.
+"""The tenancy feature (part 9): which organisation the running code acts for.
 
-It will own tenants (bookstores, publishers, distributors) and scoping every query to the
-current tenant, so one deployment can serve many organisations without leaking data.
+It owns tenants (bookstores, publishers, distributors), the tenant context, and the two walls
+that keep one tenant's rows away from every other: the ORM filter and PostgreSQL's row-level
+security. See docs/tenancy.md for the model and why.
 """

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from shelfwise.catalog.models import Book
 from shelfwise.platform.db import create_engine, create_schema, create_session_factory, fetch_page
 from shelfwise.platform.pagination import MAX_PAGE_SIZE
-from tests.factories import a_book, an_author
+from tests.factories import a_book, a_tenant, an_author
 
 ROWS = 60
 
@@ -32,8 +32,15 @@ def paging_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         engine = create_engine(url)
         await create_schema(engine)
         async with create_session_factory(engine)() as session:
-            author = an_author()
-            session.add_all([a_book(number, author=author) for number in range(1, ROWS + 1)])
+            # Paging is tenant-blind: these sessions have no tenant walls, so rows name theirs.
+            tenant = a_tenant("paging")
+            session.add(tenant)
+            await session.flush()
+            author = an_author(tenant_id=tenant.id)
+            books = [
+                a_book(number, author=author, tenant_id=tenant.id) for number in range(1, ROWS + 1)
+            ]
+            session.add_all(books)
             await session.commit()
         await engine.dispose()
 
