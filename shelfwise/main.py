@@ -1,22 +1,24 @@
 """The composition root: the one place that wires settings and features into a FastAPI app."""
 
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import Depends, FastAPI
+from pydantic import SecretStr
 from sqlalchemy import make_url
 
 from shelfwise.catalog.router import create_router as create_catalog_router
 from shelfwise.identity.dependencies import authenticate
 from shelfwise.identity.errors import TenantSuspendedError, TokenRejectedError
-from shelfwise.identity.repository import login_policies
+from shelfwise.identity.repository import install_login_lookup, user_policies
 from shelfwise.identity.router import create_router as create_identity_router
 from shelfwise.identity.tokens import TokenSigner
 from shelfwise.inventory.router import create_router as create_inventory_router
 from shelfwise.orders.router import create_router as create_orders_router
-from shelfwise.platform.db import Database, create_schema, grant_to_app_role
+from shelfwise.platform.db import Base, Database, create_schema, grant_to_app_role
 from shelfwise.platform.head import HeadAsGetMiddleware
 from shelfwise.platform.problems import (
     install_problem_handlers,
@@ -24,14 +26,18 @@ from shelfwise.platform.problems import (
     require_declared_media_type,
 )
 from shelfwise.platform.request_id import RequestIdMiddleware, new_request_id
-from shelfwise.platform.settings import Settings
+from shelfwise.platform.settings import Settings, load_settings
+from shelfwise.tenancy.config import TenantConfig
+from shelfwise.tenancy.flags import FeatureFlags
 from shelfwise.tenancy.orm_filter import install_orm_filter
 from shelfwise.tenancy.row_security import (
     apply_policies,
     install_row_security,
     row_security_binds,
     tenant_policies,
+    tenant_scoped_tables,
 )
+from shelfwise.tenancy.secrets import SecretBox, TenantSecrets
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +55,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """
     settings: Settings = app.state.settings
     await prepare_database(settings)
-    database = Database.connect(settings.database_url)
+    database = Database.connect(settings.database.url.get_secret_value())
     try:
         install_orm_filter(database.session_factory)
         install_row_security(database.session_factory)
         await warn_if_row_level_security_is_off(database)
         app.state.database = database
+        ttl = settings.tenant_config_ttl_seconds
+        app.state.tenant_config = TenantConfig(
+            database.session_factory, settings.tenant_defaults, ttl
+        )
+        app.state.feature_flags = FeatureFlags(database.session_factory, ttl)
+        app.state.tenant_secrets = TenantSecrets(
+            database.session_factory, SecretBox(settings.secrets.keys)
+        )
         yield
     finally:
         await database.dispose()
@@ -63,18 +77,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def prepare_database(settings: Settings) -> None:
     """Until migrations arrive (part 17), the schema comes straight from the models.
 
-    On PostgreSQL the tables' owner (``database_admin_url``) creates the tables and their
+    On PostgreSQL the tables' owner (``database.admin_url``) creates the tables and their
     row-level security policies, and lets the app's role read and write them.
     """
-    owner = Database.connect(settings.database_admin_url or settings.database_url)
+    app_url = settings.database.url.get_secret_value()
+    admin_url = settings.database.admin_url
+    owner = Database.connect(admin_url.get_secret_value() if admin_url else app_url)
     try:
         await create_schema(owner.engine)
         async with owner.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                await apply_policies(connection, tenant_policies() + login_policies())
-                app_role = make_url(settings.database_url).username
-                if settings.database_admin_url and app_role:
-                    await grant_to_app_role(connection, app_role)
+                await apply_policies(connection, tenant_policies() + user_policies())
+                app_role = make_url(app_url).username
+                if admin_url and app_role:
+                    # Tenants' rows are the app's to change; global tables (tenants, users)
+                    # are the operators', so a tenant cannot, say, lift its own suspension.
+                    writable = tenant_scoped_tables()
+                    read_only = sorted(set(Base.metadata.tables) - set(writable))
+                    await grant_to_app_role(
+                        connection, app_role, writable=writable, read_only=read_only
+                    )
+                await install_login_lookup(connection, app_role if admin_url else None)
     finally:
         await owner.dispose()
 
@@ -98,7 +121,7 @@ def create_app(
     app with its own settings, with no state shared between them. ``generate_request_id`` makes
     the ids of requests that arrive without one; tests pass a deterministic one.
     """
-    settings = settings or Settings()
+    settings = settings or load_settings()
     app = FastAPI(
         title=settings.app_name,
         lifespan=lifespan,
@@ -108,9 +131,10 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
+    # Without a configured key this process draws its own (see AuthSettings).
+    secret_key = settings.auth.secret_key or SecretStr(secrets.token_urlsafe(32))
     app.state.token_signer = TokenSigner(
-        settings.auth_secret_key.get_secret_value(),
-        timedelta(minutes=settings.access_token_minutes),
+        secret_key.get_secret_value(), timedelta(minutes=settings.auth.token_minutes)
     )
     app.add_api_route(
         "/health",

@@ -30,7 +30,7 @@ from shelfwise.inventory import models as inventory_models  # noqa: F401
 from shelfwise.main import create_app, prepare_database
 from shelfwise.orders import models as order_models  # noqa: F401
 from shelfwise.platform.db import create_engine, create_session_factory
-from shelfwise.platform.settings import Settings
+from shelfwise.platform.settings import AuthSettings, Settings
 from shelfwise.tenancy.context import tenant_context
 from shelfwise.tenancy.orm_filter import install_orm_filter
 from shelfwise.tenancy.row_security import install_row_security
@@ -40,6 +40,7 @@ from tests.databases import (
     as_app_role,
     empty_database,
     postgres_server,
+    settings_for,
 )
 from tests.factories import PASSWORD, Tenants, TestTenant, seed_tenants
 
@@ -59,27 +60,31 @@ MARKERS = {
 # pytest_collection_modifyitems checks: a "unit" test that reaches for a database fails loudly.
 TIERS = {
     "integration": (
-        "tenancy/test_row_level_security.py",
-        "tenancy/test_orm_filter.py",
         "catalog/test_repository.py",
         "inventory/test_repository.py",
         "orders/test_repository.py",
         "orders/test_service_integration.py",
         "platform/test_fetch_page.py",
         "platform/test_unit_of_work.py",
+        "tenancy/test_config.py",
+        "tenancy/test_flags.py",
+        "tenancy/test_orm_filter.py",
+        "tenancy/test_row_level_security.py",
+        "tenancy/test_secrets.py",
         "test_architecture.py",
     ),
     "api": (
+        "identity/test_login.py",
         "platform/test_dependencies.py",
         "test_api.py",
         "test_api_without_database.py",
         "test_app.py",
-        "test_fuzz.py",
-        "identity/test_login.py",
         "test_cli.py",
+        "test_fuzz.py",
         "test_hostile_input.py",
         "test_isolation.py",
         "test_problems.py",
+        "test_tenant_features.py",
     ),
 }
 DATABASE_FIXTURES = {"database_url", "engine", "session", "app", "tenants"}
@@ -145,13 +150,10 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 def app_settings(database_url: str) -> Settings:
     """Settings as a deployment has them: on PostgreSQL the app's role owns nothing, so
     row-level security binds it, and the owner's URL creates the schema."""
+    auth = AuthSettings(secret_key=TEST_SECRET)
     if database_url.startswith("sqlite"):
-        return Settings(database_url=database_url, auth_secret_key=TEST_SECRET)
-    return Settings(
-        database_url=as_app_role(database_url),
-        database_admin_url=database_url,
-        auth_secret_key=TEST_SECRET,
-    )
+        return Settings(database=settings_for(database_url), auth=auth)
+    return Settings(database=settings_for(as_app_role(database_url), database_url), auth=auth)
 
 
 @pytest.fixture

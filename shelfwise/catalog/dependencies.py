@@ -10,8 +10,9 @@ from fastapi import Depends
 
 from shelfwise.catalog.ports import AuthorRepository, BookRepository
 from shelfwise.catalog.repository import SqlAuthorRepository, SqlBookRepository
-from shelfwise.catalog.service import AuthorService, BookService
+from shelfwise.catalog.service import ISBN_SEARCH, AuthorService, BookService
 from shelfwise.platform.dependencies import SessionDep, UnitOfWorkDep
+from shelfwise.tenancy.dependencies import FeatureFlagsDep
 
 
 async def get_book_repository(session: SessionDep) -> BookRepository:
@@ -29,10 +30,13 @@ AuthorRepositoryDep = Annotated[AuthorRepository, Depends(get_author_repository)
 
 
 async def get_book_service(
-    books: BookRepositoryDep, authors: AuthorRepositoryDep, uow: UnitOfWorkDep
+    books: BookRepositoryDep,
+    authors: AuthorRepositoryDep,
+    uow: UnitOfWorkDep,
+    flags: FeatureFlagsDep,
 ) -> BookService:
-    """A BookService working in the request's session."""
-    return BookService(books, authors, uow)
+    """A BookService working in the request's session, with the current tenant's flags."""
+    return BookService(books, authors, uow, isbn_search=await flags.is_enabled(ISBN_SEARCH))
 
 
 async def get_author_service(authors: AuthorRepositoryDep, uow: UnitOfWorkDep) -> AuthorService:

@@ -33,8 +33,11 @@ class BookRepository(Protocol):
         """Return one page of books, ordered by id, with their authors loaded."""
         ...
 
-    async def search(self, query: str, limit: int, offset: int) -> Page[Book]:
-        """Return one page of books whose title or author name contains ``query``, ignoring case.
+    async def search(
+        self, query: str, limit: int, offset: int, isbn: str | None = None
+    ) -> Page[Book]:
+        """Return one page of books whose title or author name contains ``query``, ignoring case,
+        or (when given) whose ISBN is ``isbn``.
 
         Ordered by id, with their authors loaded.
         """

@@ -46,14 +46,17 @@ class SqlBookRepository:
     async def list(self, limit: int, offset: int) -> Page[Book]:
         return await fetch_page(self._session, _books_with_author(), limit, offset)
 
-    async def search(self, query: str, limit: int, offset: int) -> Page[Book]:
+    async def search(
+        self, query: str, limit: int, offset: int, isbn: str | None = None
+    ) -> Page[Book]:
         # autoescape: a "%" or "_" typed by the user is matched literally, not as a wildcard.
-        matches = _books_with_author().where(
-            or_(
-                Book.title.icontains(query, autoescape=True),
-                Book.author.has(Author.name.icontains(query, autoescape=True)),
-            )
-        )
+        conditions = [
+            Book.title.icontains(query, autoescape=True),
+            Book.author.has(Author.name.icontains(query, autoescape=True)),
+        ]
+        if isbn is not None:
+            conditions.append(Book.isbn == isbn)
+        matches = _books_with_author().where(or_(*conditions))
         return await fetch_page(self._session, matches, limit, offset)
 
 

@@ -8,6 +8,7 @@ from shelfwise.catalog.errors import (
     AuthorNotFoundError,
     BookNotFoundError,
     DuplicateIsbnError,
+    InvalidIsbnError,
     PriceOutOfRangeError,
 )
 from shelfwise.catalog.isbn import normalize_isbn
@@ -18,6 +19,8 @@ from shelfwise.platform.money import Money
 from shelfwise.platform.pagination import DEFAULT_PAGE_SIZE, Page
 from shelfwise.platform.unit_of_work import UnitOfWork
 
+# A beta feature behind a flag: searching for "0-306-40615-2" finds that book.
+ISBN_SEARCH = "catalog.isbn_search"
 MIN_PRICE = Decimal("0.01")
 MAX_PRICE = Decimal("9999.99")
 
@@ -42,10 +45,19 @@ class BookService:
     Reads need no unit of work: there is nothing to commit.
     """
 
-    def __init__(self, books: BookRepository, authors: AuthorRepository, uow: UnitOfWork) -> None:
+    def __init__(
+        self,
+        books: BookRepository,
+        authors: AuthorRepository,
+        uow: UnitOfWork,
+        *,
+        isbn_search: bool = False,
+    ) -> None:
         self._books = books
         self._authors = authors
         self._uow = uow
+        # The ISBN_SEARCH feature flag, decided for the current tenant (part 10).
+        self._isbn_search = isbn_search
 
     async def create_book(self, new_book: NewBook) -> Book:
         """Validate ``new_book`` and add it to the catalog.
@@ -89,8 +101,11 @@ class BookService:
     async def search_books(
         self, query: str, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
     ) -> Page[Book]:
-        """Return one page of books whose title or author name contains ``query``."""
-        return await self._books.search(query.strip(), limit=limit, offset=offset)
+        """Return one page of books whose title or author name contains ``query``; with the
+        ISBN_SEARCH flag on, also the book whose ISBN ``query`` is, in any written form."""
+        query = query.strip()
+        isbn = _as_isbn(query) if self._isbn_search else None
+        return await self._books.search(query, limit=limit, offset=offset, isbn=isbn)
 
     async def _add(self, new_book: NewBook) -> Book:
         """Check every rule and add the book, inside the caller's unit of work."""
@@ -150,3 +165,11 @@ def _list_price(amount: Decimal, currency: str) -> Money:
             f"A list price is between {MIN_PRICE} and {MAX_PRICE}, got {price.amount}."
         )
     return price
+
+
+def _as_isbn(query: str) -> str | None:
+    """``query`` as a normalized ISBN-13, or ``None`` if it is not an ISBN."""
+    try:
+        return normalize_isbn(query)
+    except InvalidIsbnError:
+        return None

@@ -72,9 +72,21 @@ class TokenSigner:
                 issuer=ISSUER,
                 options={"require": ["exp", "iat", "iss", "sub", TENANT_CLAIM]},
             )
-            principal = Principal(int(claims["sub"]), UUID(str(claims[TENANT_CLAIM])))
-        except (jwt.InvalidTokenError, ValueError, TypeError) as error:
+        except jwt.InvalidTokenError as error:
             raise InvalidTokenError(str(error)) from error
-        if principal.user_id not in USER_IDS:
-            raise InvalidTokenError("the user id is out of range")
-        return principal
+        return _principal(claims["sub"], claims[TENANT_CLAIM])
+
+
+def _principal(subject: object, tenant: object) -> Principal:
+    # Only the forms issue() writes: ASCII digits, and a UUID in its canonical text.
+    if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
+        raise InvalidTokenError("the subject is not a user id")
+    if int(subject) not in USER_IDS:
+        raise InvalidTokenError("the user id is out of range")
+    try:
+        tenant_id = UUID(str(tenant))
+    except ValueError:
+        raise InvalidTokenError("the tenant is not a UUID") from None
+    if str(tenant_id) != tenant:
+        raise InvalidTokenError("the tenant is not a UUID in canonical form")
+    return Principal(int(subject), tenant_id)

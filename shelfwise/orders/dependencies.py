@@ -6,10 +6,12 @@ from fastapi import Depends
 
 from shelfwise.catalog.dependencies import BookRepositoryDep
 from shelfwise.inventory.dependencies import StockRepositoryDep
+from shelfwise.orders.config import BULK_DISCOUNT
 from shelfwise.orders.ports import OrderRepository
 from shelfwise.orders.repository import SqlOrderRepository
 from shelfwise.orders.service import OrderService
 from shelfwise.platform.dependencies import SessionDep, UnitOfWorkDep
+from shelfwise.tenancy.dependencies import TenantConfigDep
 
 
 async def get_order_repository(session: SessionDep) -> OrderRepository:
@@ -25,9 +27,11 @@ async def get_order_service(
     stock: StockRepositoryDep,
     orders: OrderRepositoryDep,
     uow: UnitOfWorkDep,
+    config: TenantConfigDep,
 ) -> OrderService:
-    """An OrderService whose reads and writes all share the request's session."""
-    return OrderService(books, stock, orders, uow)
+    """An OrderService whose reads and writes all share the request's session, with the
+    current tenant's discount terms."""
+    return OrderService(books, stock, orders, uow, discount_tiers=await config.get(BULK_DISCOUNT))
 
 
 OrderServiceDep = Annotated[OrderService, Depends(get_order_service)]

@@ -9,7 +9,7 @@ from shelfwise.catalog.errors import BookNotFoundError
 from shelfwise.catalog.ports import BookRepository
 from shelfwise.inventory.errors import InsufficientStockError, InvalidQuantityError
 from shelfwise.inventory.ports import StockRepository
-from shelfwise.orders.discounts import bulk_discount_percent
+from shelfwise.orders.discounts import BULK_DISCOUNT_TIERS, DiscountTier, bulk_discount_percent
 from shelfwise.orders.errors import InvalidQuoteError, OrderNotFoundError
 from shelfwise.orders.models import Order, OrderItem, OrderStatus
 from shelfwise.orders.ports import OrderRepository
@@ -64,11 +64,15 @@ class OrderService:
         stock: StockRepository,
         orders: OrderRepository,
         uow: UnitOfWork,
+        *,
+        discount_tiers: tuple[DiscountTier, ...] = BULK_DISCOUNT_TIERS,
     ) -> None:
         self._books = books
         self._stock = stock
         self._orders = orders
         self._uow = uow
+        # The tenant's negotiated terms, resolved before the service is built (part 10).
+        self._discount_tiers = discount_tiers
 
     async def quote(self, lines: Sequence[QuoteLine]) -> Quote:
         """Price ``lines`` at list price, apply the bulk discount, and check stock.
@@ -84,7 +88,8 @@ class OrderService:
                 f"An order can total at most {MAX_AMOUNT} {subtotal.currency}; "
                 f"this one comes to {subtotal}."
             )
-        percent = bulk_discount_percent(sum(line.quantity for line in lines))
+        copies = sum(line.quantity for line in lines)
+        percent = bulk_discount_percent(copies, self._discount_tiers)
         total = subtotal.discounted(percent)
         return Quote(
             lines=priced,

@@ -1,5 +1,6 @@
 """Persistence plumbing shared by every feature: the model base, engine, sessions, paging."""
 
+from collections.abc import Sequence
 from typing import Any, Self, TypeVar
 
 from sqlalchemy import Connection, MetaData, Select, event, func, make_url, select
@@ -91,26 +92,31 @@ def session_class(session_factory: async_sessionmaker[AsyncSession]) -> type[Ses
     return sessions
 
 
-async def set_transaction_setting(session: AsyncSession, name: str, value: str) -> None:
-    """Set a PostgreSQL setting until the session's transaction ends (no-op elsewhere)."""
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":
-        # is_local=true: the setting ends with the transaction; the pool never carries it on.
-        await connection.execute(select(func.set_config(name, value, True)))
+async def grant_to_app_role(
+    connection: AsyncConnection, role: str, *, writable: Sequence[str], read_only: Sequence[str]
+) -> None:
+    """Let ``role`` read and write ``writable`` and read ``read_only``, on PostgreSQL; nothing
+    more: it owns no table, so no bug and no injected statement can drop a table or switch off
+    a row-level security policy.
 
-
-async def grant_to_app_role(connection: AsyncConnection, role: str) -> None:
-    """Let ``role`` read and write the tables (not own or alter them), on PostgreSQL.
-
-    The app connects as this role, so no bug and no injected statement can drop a table or
-    switch off a row-level security policy: only the tables' owner can.
+    It may not create temporary tables either. One would outlive the request on its pooled
+    connection, and could shadow a real table for the next request that borrows it.
     """
     quoted = connection.dialect.identifier_preparer.quote(role)
-    for statement in (
+    statements = [
         f"GRANT USAGE ON SCHEMA public TO {quoted}",
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}",
-    ):
+        "DO $$ BEGIN EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', "
+        "current_database()); END $$",
+    ]
+    if writable:
+        tables = ", ".join(writable)
+        statements.append(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {quoted}")
+    if read_only:
+        tables = ", ".join(read_only)
+        statements.append(f"REVOKE INSERT, UPDATE, DELETE ON {tables} FROM {quoted}")
+        statements.append(f"GRANT SELECT ON {tables} TO {quoted}")
+    for statement in statements:
         await connection.exec_driver_sql(statement)
 
 

@@ -67,12 +67,16 @@ class InMemoryBookRepository:
     async def list(self, limit: int, offset: int) -> Page[Book]:
         return page_of(self._ordered(), limit, offset)
 
-    async def search(self, query: str, limit: int, offset: int) -> Page[Book]:
+    async def search(
+        self, query: str, limit: int, offset: int, isbn: str | None = None
+    ) -> Page[Book]:
         needle = query.casefold()
         matches = [
             book
             for book in self._ordered()
-            if needle in book.title.casefold() or needle in await self._author_name(book)
+            if needle in book.title.casefold()
+            or needle in await self._author_name(book)
+            or book.isbn == isbn
         ]
         return page_of(matches, limit, offset)
 

@@ -93,6 +93,12 @@ def forged_tokens(tenants: Tenants) -> dict[str, str]:
         "a tenant that is not a UUID": jwt.encode(
             claims | {"tid": "1 OR 1=1"}, TEST_SECRET_KEY, algorithm=ALGORITHM
         ),
+        "a subject that is not plain digits": jwt.encode(
+            claims | {"sub": f" {a.user_id} "}, TEST_SECRET_KEY, algorithm=ALGORITHM
+        ),
+        "a tenant in another UUID spelling": jwt.encode(
+            claims | {"tid": f"{{{a.tenant_id}}}"}, TEST_SECRET_KEY, algorithm=ALGORITHM
+        ),
         "not a token": "not.a.token",
     }
 
@@ -107,6 +113,8 @@ def forged_tokens(tenants: Tenants) -> dict[str, str]:
         "for a user of another tenant",
         "a user id out of range",
         "a tenant that is not a UUID",
+        "a subject that is not plain digits",
+        "a tenant in another UUID spelling",
         "not a token",
     ],
 )

@@ -16,7 +16,7 @@ from shelfwise.platform.db import create_engine, create_session_factory
 from shelfwise.platform.settings import Settings
 from shelfwise.tenancy.context import tenant_context
 from shelfwise.tenancy.orm_filter import install_orm_filter
-from tests.databases import as_app_role, empty_database
+from tests.databases import as_app_role, empty_database, settings_for
 from tests.factories import Tenants, a_book, seed_tenants
 
 pytestmark = pytest.mark.postgresql
@@ -31,9 +31,7 @@ async def owner_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
 @pytest.fixture
 async def seeded(owner_url: str, password_hash: str) -> Tenants:
     """Both tenants, with one book each (book 1 is A's, book 2 is B's)."""
-    await prepare_database(
-        Settings(database_url=as_app_role(owner_url), database_admin_url=owner_url)
-    )
+    await prepare_database(Settings(database=settings_for(as_app_role(owner_url), owner_url)))
     owner = create_engine(owner_url)
     try:
         tenants = await seed_tenants(owner, password_hash)
@@ -115,22 +113,43 @@ async def test_a_change_to_another_tenants_rows_changes_nothing(
     assert (deleted.rowcount, renamed.rowcount) == (0, 0)
 
 
+async def test_the_login_lookup_returns_one_user_by_email_and_changes_nothing(
+    app_role: AsyncEngine, seeded: Tenants
+) -> None:
+    async with app_role.connect() as connection:  # no tenant: the lookup alone reads users
+        found = (
+            await connection.execute(
+                text("SELECT user_id, tenant_id FROM shelfwise_login_candidate('beta@example.com')")
+            )
+        ).all()
+    assert found == [(seeded.b.user_id, seeded.b.id)]
+
+
 @pytest.mark.parametrize(
-    "statement",
-    ["ALTER TABLE books DISABLE ROW LEVEL SECURITY", "DROP POLICY tenant_isolation ON books"],
+    ("statement", "refusal"),
+    [
+        ("UPDATE tenants SET status = 'active'", "permission denied"),
+        ("UPDATE users SET email = 'taken@example.com'", "permission denied"),
+        ("CREATE TEMPORARY TABLE authors (id integer)", "permission denied"),
+        ("ALTER TABLE books DISABLE ROW LEVEL SECURITY", "must be owner"),
+        ("DROP POLICY tenant_isolation ON books", "must be owner"),
+    ],
+    ids=["lift a suspension", "take over users", "shadow a table", "disable RLS", "drop a policy"],
 )
-async def test_the_app_role_cannot_take_the_wall_down(
-    app_role: AsyncEngine, statement: str
+async def test_the_app_role_may_only_read_and_write_tenant_rows(
+    app_role: AsyncEngine, seeded: Tenants, statement: str, refusal: str
 ) -> None:
     async with app_role.begin() as connection:
-        with pytest.raises(DBAPIError, match="must be owner"):
+        await as_tenant(connection, seeded.a.id)
+        with pytest.raises(DBAPIError, match=refusal):
             await connection.execute(text(statement))
 
 
 async def test_the_app_warns_when_its_role_would_pass_by_every_policy(
     owner_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = create_app(Settings(database_url=owner_url))  # the superuser, as many tutorials do
+    # The superuser, as many tutorials have it.
+    app = create_app(Settings(database=settings_for(owner_url)))
 
     with caplog.at_level(logging.WARNING):
         async with app.router.lifespan_context(app):
