@@ -43,7 +43,7 @@ class SecretsSettings(BaseSettings):
 
     A JSON list: ``SHELFWISE_SECRETS_KEYS='["new-key", "old-key"]'``. New secrets are encrypted
     with the first; every key still decrypts, so a key is retired only after
-    ``python -m shelfwise secrets rotate`` has re-encrypted what it protected.
+    ``python -m shelfwise secrets-rotate`` has re-encrypted what it protected.
     """
 
     model_config = SettingsConfigDict(env_prefix=f"{PREFIX}SECRETS_")
@@ -79,7 +79,9 @@ class Settings(BaseSettings):
                 if not value
             ]
             if missing:
-                raise ValueError(f"{', '.join(missing)} must be set in production")
+                raise ValueError(
+                    "\n".join(f"{name}: must be set in production" for name in missing)
+                )
         return self
 
 
@@ -117,9 +119,12 @@ def _named(error: ValidationError) -> list[str]:
     group = groups.get(error.title, Settings)
     lines = []
     for each in error.errors():
-        variable = _variable(group, str(each["loc"][0])) if each["loc"] else "settings"
         # Only pydantic's message: the input, which may be a secret, is never echoed back.
-        lines.append(f"{variable}: {each['msg'].removeprefix('Value error, ')}")
+        message = each["msg"].removeprefix("Value error, ")
+        if each["loc"]:
+            lines.append(f"{_variable(group, str(each['loc'][0]))}: {message}")
+        else:  # a rule across variables, which names them itself
+            lines.extend(message.splitlines())
     return lines
 
 

@@ -21,7 +21,8 @@ from shelfwise.platform.errors import NotFoundError
 from shelfwise.tenancy.context import current_tenant_id
 from shelfwise.tenancy.models import FeatureFlag, FlagDenial
 
-BUCKETS = 10_000  # a rollout moves in steps of 0.01 %
+# Rollouts are set in whole percent; 10,000 buckets leave room for finer steps later.
+BUCKETS = 10_000
 CACHED_TENANTS = 10_000
 
 

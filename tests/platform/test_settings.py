@@ -93,9 +93,10 @@ def test_production_refuses_to_start_without_its_keys(monkeypatch: pytest.Monkey
     with pytest.raises(SettingsError) as raised:
         load_settings()
 
-    assert "SHELFWISE_AUTH_SECRET_KEY, SHELFWISE_SECRETS_KEYS must be set in production" in str(
-        raised.value
-    )
+    assert str(raised.value).splitlines() == [
+        "SHELFWISE_AUTH_SECRET_KEY: must be set in production",
+        "SHELFWISE_SECRETS_KEYS: must be set in production",
+    ]
     keys = [SecretStr("k")]
     assert load_settings(auth={"secret_key": "x" * 32}, secrets={"keys": keys}).environment == (
         "production"
