@@ -22,7 +22,7 @@ from uuid import UUID
 
 from pydantic import JsonValue, SecretStr
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shelfwise.identity.models import EMAIL_LENGTH
 from shelfwise.identity.onboarding import (
@@ -263,10 +263,11 @@ async def _tenant_id(session: AsyncSession, slug: str) -> UUID:
 async def _for_every_tenant(
     arguments: argparse.Namespace, settings: Settings, database: Database
 ) -> str:
-    if arguments.command == "secrets-rotate":
-        secrets = TenantSecrets(database.session_factory, SecretBox(settings.secrets.keys))
-        return f"re-encrypted {await secrets.rotate_all()} secret(s) with the newest key"
-    async with database.session_factory() as session:  # flag-set: flags belong to no tenant
+    async with database.session_factory() as session:
+        if arguments.command == "secrets-rotate":
+            secrets = TenantSecrets(SecretBox(settings.secrets.keys))
+            return f"re-encrypted {await secrets.rotate_all(session)} secret(s) with the newest key"
+        # flag-set: flags belong to no tenant.
         flag = await save_flag(
             session,
             arguments.name,
@@ -279,41 +280,39 @@ async def _for_every_tenant(
 
 
 async def _for_tenant(arguments: argparse.Namespace, settings: Settings, database: Database) -> str:
-    sessions = database.session_factory
     # ttl=0: an operator command reads the tables as they are now.
-    config = TenantConfig(sessions, settings.tenant_defaults, ttl_seconds=0)
+    config = TenantConfig(settings.tenant_defaults, ttl_seconds=0)
     box = SecretBox(settings.secrets.keys)
-    secrets = TenantSecrets(sessions, box)
-    match arguments.command:
-        case "config-show":
-            return "\n".join(describe(each) for each in await config.explain())
-        case "config-set":
-            return describe(await config.set(arguments.key, arguments.value))
-        case "config-unset":
-            return describe(await config.unset(arguments.key))
-        case "flags-show":
-            return await _flags_shown(sessions)
-        case "flag-deny" | "flag-allow":
-            reason = arguments.reason if arguments.command == "flag-deny" else None
-            async with sessions() as session:
+    secrets = TenantSecrets(box)
+    async with database.session_factory() as session:
+        match arguments.command:
+            case "config-show":
+                return "\n".join(describe(each) for each in await config.explain(session))
+            case "config-set":
+                return describe(await config.set(session, arguments.key, arguments.value))
+            case "config-unset":
+                return describe(await config.unset(session, arguments.key))
+            case "flags-show":
+                return await _flags_shown(session)
+            case "flag-deny" | "flag-allow":
+                reason = arguments.reason if arguments.command == "flag-deny" else None
                 await set_denial(session, arguments.name, reason)
-            verb = "denied to" if reason else "no longer denied to"
-            return f"flag {arguments.name} is {verb} tenant {arguments.tenant}"
-        case "secret-set":
-            box.ensure_available()
-            await secrets.set(arguments.name, _secret_value())
-            return f"secret {arguments.name} stored for tenant {arguments.tenant}, encrypted"
-        case _:
-            return "\n".join(await secrets.names()) or "no secrets"
+                verb = "denied to" if reason else "no longer denied to"
+                return f"flag {arguments.name} is {verb} tenant {arguments.tenant}"
+            case "secret-set":
+                box.ensure_available()
+                await secrets.set(session, arguments.name, _secret_value())
+                return f"secret {arguments.name} stored for tenant {arguments.tenant}, encrypted"
+            case _:
+                return "\n".join(await secrets.names(session)) or "no secrets"
 
 
-async def _flags_shown(sessions: async_sessionmaker[AsyncSession]) -> str:
-    flags = FeatureFlags(sessions, ttl_seconds=0)
-    async with sessions() as session:
-        names = list(await session.scalars(select(FeatureFlag.name).order_by(FeatureFlag.name)))
+async def _flags_shown(session: AsyncSession) -> str:
+    flags = FeatureFlags(ttl_seconds=0)
+    names = list(await session.scalars(select(FeatureFlag.name).order_by(FeatureFlag.name)))
     lines = []
     for name in names:
-        decision = await flags.decide(name)
+        decision = await flags.decide(session, name)
         lines.append(f"{name}: {'on' if decision.enabled else 'off'} ({decision.reason})")
     return "\n".join(lines) or "no flags"
 

@@ -62,13 +62,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await warn_if_row_level_security_is_off(database)
         app.state.database = database
         ttl = settings.tenant_config_ttl_seconds
-        app.state.tenant_config = TenantConfig(
-            database.session_factory, settings.tenant_defaults, ttl
-        )
-        app.state.feature_flags = FeatureFlags(database.session_factory, ttl)
-        app.state.tenant_secrets = TenantSecrets(
-            database.session_factory, SecretBox(settings.secrets.keys)
-        )
+        # One of each per process; they read through the request's own session.
+        app.state.tenant_config = TenantConfig(settings.tenant_defaults, ttl)
+        app.state.feature_flags = FeatureFlags(ttl)
+        app.state.tenant_secrets = TenantSecrets(SecretBox(settings.secrets.keys))
         yield
     finally:
         await database.dispose()

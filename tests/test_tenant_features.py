@@ -1,5 +1,6 @@
 """Part 10 through the API: a tenant's negotiated discount, and a beta feature behind a flag."""
 
+import asyncio
 from decimal import Decimal
 
 import httpx
@@ -7,8 +8,9 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shelfwise.platform.db import create_session_factory
+from shelfwise.tenancy.config import TenantConfig
 from shelfwise.tenancy.context import tenant_context
-from shelfwise.tenancy.flags import save_flag, set_denial
+from shelfwise.tenancy.flags import FeatureFlags, save_flag, set_denial
 from shelfwise.tenancy.orm_filter import install_orm_filter
 from tests.factories import Tenants, book_payload, isbn13
 
@@ -34,7 +36,8 @@ async def test_a_tenants_negotiated_discount_applies_to_it_alone(
     mine, theirs = await a_stocked_book(client), await a_stocked_book(other_client)
     before = await discount_on_20_copies(client, mine)
 
-    await app.state.tenant_config.set("orders.bulk_discount_tiers", [[20, "7.5"]])  # as A
+    async with app.state.database.session_factory() as session:  # as tenant A
+        await app.state.tenant_config.set(session, "orders.bulk_discount_tiers", [[20, "7.5"]])
 
     assert await discount_on_20_copies(client, mine) == Decimal("7.5") != before
     assert await discount_on_20_copies(other_client, theirs) == before
@@ -66,3 +69,22 @@ async def test_isbn_search_follows_the_flag_and_a_denial(
     app.state.feature_flags.invalidate()
 
     assert (await found(client), await found(other_client)) == (0, 1)
+
+
+async def test_cold_caches_under_concurrency_take_no_second_connection(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    # With nothing cached, every request reads the tenant's settings and flags. Read through a
+    # session of their own, each request would hold two pooled connections at once, and 20
+    # requests would wait for each other on a pool of 5 + 10 until its 30 s timeout (a 500).
+    book_id = await a_stocked_book(client)
+    app.state.tenant_config = TenantConfig({}, ttl_seconds=0)
+    app.state.feature_flags = FeatureFlags(ttl_seconds=0)
+    line = {"lines": [{"book_id": book_id, "quantity": 1}]}
+
+    answers = await asyncio.gather(
+        *(client.post("/orders/quote", json=line) for _ in range(10)),
+        *(client.get("/books", params={"q": "Book"}) for _ in range(10)),
+    )
+
+    assert [answer.status_code for answer in answers] == [200] * 20

@@ -34,9 +34,11 @@ async def get_book_service(
     authors: AuthorRepositoryDep,
     uow: UnitOfWorkDep,
     flags: FeatureFlagsDep,
+    session: SessionDep,
 ) -> BookService:
     """A BookService working in the request's session, with the current tenant's flags."""
-    return BookService(books, authors, uow, isbn_search=await flags.is_enabled(ISBN_SEARCH))
+    isbn_search = await flags.is_enabled(session, ISBN_SEARCH)
+    return BookService(books, authors, uow, isbn_search=isbn_search)
 
 
 async def get_author_service(authors: AuthorRepositoryDep, uow: UnitOfWorkDep) -> AuthorService:

@@ -28,10 +28,13 @@ async def get_order_service(
     orders: OrderRepositoryDep,
     uow: UnitOfWorkDep,
     config: TenantConfigDep,
+    session: SessionDep,
 ) -> OrderService:
     """An OrderService whose reads and writes all share the request's session, with the
     current tenant's discount terms."""
-    return OrderService(books, stock, orders, uow, discount_tiers=await config.get(BULK_DISCOUNT))
+    return OrderService(
+        books, stock, orders, uow, discount_tiers=await config.get(session, BULK_DISCOUNT)
+    )
 
 
 OrderServiceDep = Annotated[OrderService, Depends(get_order_service)]

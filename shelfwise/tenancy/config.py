@@ -17,7 +17,7 @@ from uuid import UUID
 from cachetools import TTLCache
 from pydantic import JsonValue, TypeAdapter, ValidationError
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shelfwise.platform.errors import InvalidInputError, NotFoundError
 from shelfwise.tenancy.context import current_tenant_id
@@ -90,28 +90,30 @@ class InvalidSettingError(InvalidInputError):
 
 
 class TenantConfig:
-    """Resolves settings for the current tenant: tenant → environment → default."""
+    """Resolves settings for the current tenant: tenant → environment → default.
+
+    One per process; it reads through the caller's session (the request's own), so resolving a
+    setting never takes a second connection from the pool while the request holds one.
+    """
 
     def __init__(
         self,
-        session_factory: async_sessionmaker[AsyncSession],
         environment: Mapping[str, JsonValue],
         ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._sessions = session_factory
         self._environment = {key: _checked(key, value) for key, value in environment.items()}
         self._overrides: TTLCache[UUID, dict[str, JsonValue]] = TTLCache(
             maxsize=CACHED_TENANTS, ttl=ttl_seconds, timer=clock
         )
 
-    async def get(self, spec: SettingSpec[T]) -> T:
+    async def get(self, session: AsyncSession, spec: SettingSpec[T]) -> T:
         """The current tenant's value of ``spec``."""
-        return (await self.resolve(spec)).value
+        return (await self.resolve(session, spec)).value
 
-    async def resolve(self, spec: SettingSpec[T]) -> Resolved[T]:
+    async def resolve(self, session: AsyncSession, spec: SettingSpec[T]) -> Resolved[T]:
         """The current tenant's value of ``spec``, with where it came from."""
-        overrides = await self._tenant_overrides(current_tenant_id())
+        overrides = await self._tenant_overrides(session, current_tenant_id())
         if spec.key in overrides:
             try:
                 return Resolved(spec.key, spec.validate(overrides[spec.key]), "tenant")
@@ -122,48 +124,46 @@ class TenantConfig:
             return Resolved(spec.key, self._environment[spec.key], "environment")
         return Resolved(spec.key, spec.default, "default")
 
-    async def explain(self) -> list[Resolved[Any]]:
+    async def explain(self, session: AsyncSession) -> list[Resolved[Any]]:
         """Every setting of the current tenant, sorted by key."""
-        return [await self.resolve(SPECS[key]) for key in sorted(SPECS)]
+        return [await self.resolve(session, SPECS[key]) for key in sorted(SPECS)]
 
-    async def set(self, key: str, value: JsonValue) -> Resolved[Any]:
-        """Override ``key`` for the current tenant; applies at once in this process."""
+    async def set(self, session: AsyncSession, key: str, value: JsonValue) -> Resolved[Any]:
+        """Override ``key`` for the current tenant and commit; applies at once in this process."""
         spec = _spec(key)
         try:
             stored = spec.as_json(spec.validate(value))
         except ValidationError as error:
             raise InvalidSettingError(f"{key}: {_first_message(error)}") from None
         tenant_id = current_tenant_id()
-        async with self._sessions() as session:
-            row = await session.get(TenantSetting, (tenant_id, key))
-            if row is None:
-                session.add(TenantSetting(key=key, value=stored))
-            else:
-                row.value = stored
-            await session.commit()
+        row = await session.get(TenantSetting, (tenant_id, key))
+        if row is None:
+            session.add(TenantSetting(key=key, value=stored))
+        else:
+            row.value = stored
+        await session.commit()
         self.invalidate(tenant_id)
-        return await self.resolve(spec)
+        return await self.resolve(session, spec)
 
-    async def unset(self, key: str) -> Resolved[Any]:
-        """Remove the current tenant's override of ``key``."""
+    async def unset(self, session: AsyncSession, key: str) -> Resolved[Any]:
+        """Remove the current tenant's override of ``key`` and commit."""
         spec = _spec(key)
-        tenant_id = current_tenant_id()
-        async with self._sessions() as session:
-            await session.execute(delete(TenantSetting).where(TenantSetting.key == key))
-            await session.commit()
-        self.invalidate(tenant_id)
-        return await self.resolve(spec)
+        await session.execute(delete(TenantSetting).where(TenantSetting.key == key))
+        await session.commit()
+        self.invalidate(current_tenant_id())
+        return await self.resolve(session, spec)
 
     def invalidate(self, tenant_id: UUID) -> None:
         """Forget what this process read of ``tenant_id``'s overrides."""
         self._overrides.pop(tenant_id, None)
 
-    async def _tenant_overrides(self, tenant_id: UUID) -> dict[str, JsonValue]:
+    async def _tenant_overrides(
+        self, session: AsyncSession, tenant_id: UUID
+    ) -> dict[str, JsonValue]:
         cached = self._overrides.get(tenant_id)
         if cached is None:
-            async with self._sessions() as session:
-                rows = await session.execute(select(TenantSetting.key, TenantSetting.value))
-                cached = {key: value for key, value in rows}
+            rows = await session.execute(select(TenantSetting.key, TenantSetting.value))
+            cached = {key: value for key, value in rows}
             self._overrides[tenant_id] = cached
         return cached
 

@@ -15,7 +15,7 @@ from uuid import UUID
 import mmh3
 from cachetools import TTLCache
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shelfwise.platform.errors import NotFoundError
 from shelfwise.tenancy.context import current_tenant_id
@@ -63,27 +63,24 @@ def decide(flag: str, state: FlagState | None, tenant_id: UUID, denied: bool) ->
 
 
 class FeatureFlags:
-    """Decides flags for the current tenant, from a short-lived copy of the flag tables."""
+    """Decides flags for the current tenant, from a short-lived copy of the flag tables.
 
-    def __init__(
-        self,
-        session_factory: async_sessionmaker[AsyncSession],
-        ttl_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._sessions = session_factory
+    One per process; it reads through the caller's session, like ``TenantConfig``.
+    """
+
+    def __init__(self, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._states: TTLCache[str, dict[str, FlagState]] = TTLCache(1, ttl_seconds, clock)
         self._denials: TTLCache[UUID, frozenset[str]] = TTLCache(CACHED_TENANTS, ttl_seconds, clock)
 
-    async def is_enabled(self, flag: str) -> bool:
+    async def is_enabled(self, session: AsyncSession, flag: str) -> bool:
         """Whether the current tenant gets ``flag``."""
-        return (await self.decide(flag)).enabled
+        return (await self.decide(session, flag)).enabled
 
-    async def decide(self, flag: str) -> Decision:
+    async def decide(self, session: AsyncSession, flag: str) -> Decision:
         """Whether the current tenant gets ``flag``, and why."""
         tenant_id = current_tenant_id()
-        states = await self._flag_states()
-        denied = flag in await self._tenant_denials(tenant_id)
+        states = await self._flag_states(session)
+        denied = flag in await self._tenant_denials(session, tenant_id)
         return decide(flag, states.get(flag), tenant_id, denied)
 
     def invalidate(self) -> None:
@@ -91,22 +88,20 @@ class FeatureFlags:
         self._states.clear()
         self._denials.clear()
 
-    async def _flag_states(self) -> dict[str, FlagState]:
+    async def _flag_states(self, session: AsyncSession) -> dict[str, FlagState]:
         states = self._states.get("all")
         if states is None:
-            async with self._sessions() as session:
-                rows = await session.execute(
-                    select(FeatureFlag.name, FeatureFlag.rollout_percent, FeatureFlag.killed)
-                )
-                states = {name: FlagState(percent, killed) for name, percent, killed in rows}
+            rows = await session.execute(
+                select(FeatureFlag.name, FeatureFlag.rollout_percent, FeatureFlag.killed)
+            )
+            states = {name: FlagState(percent, killed) for name, percent, killed in rows}
             self._states["all"] = states
         return states
 
-    async def _tenant_denials(self, tenant_id: UUID) -> frozenset[str]:
+    async def _tenant_denials(self, session: AsyncSession, tenant_id: UUID) -> frozenset[str]:
         denials = self._denials.get(tenant_id)
         if denials is None:
-            async with self._sessions() as session:
-                denials = frozenset(await session.scalars(select(FlagDenial.flag)))
+            denials = frozenset(await session.scalars(select(FlagDenial.flag)))
             self._denials[tenant_id] = denials
         return denials
 

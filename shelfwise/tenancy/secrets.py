@@ -16,7 +16,7 @@ from uuid import UUID
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import SecretStr
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shelfwise.platform.errors import InvalidInputError
 from shelfwise.tenancy.context import current_tenant_id, system_context
@@ -84,47 +84,41 @@ def _binding(tenant_id: UUID, name: str) -> str:
 
 
 class TenantSecrets:
-    """The current tenant's secrets."""
+    """The current tenant's secrets, read and written through the caller's session."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], box: SecretBox) -> None:
-        self._sessions = session_factory
+    def __init__(self, box: SecretBox) -> None:
         self._box = box
 
-    async def set(self, name: str, value: SecretStr) -> None:
-        """Store ``value`` as the current tenant's secret ``name``, encrypted."""
-        ciphertext = self._box.seal(current_tenant_id(), name, value)
-        async with self._sessions() as session:
-            row = await session.get(TenantSecret, (current_tenant_id(), name))
-            if row is None:
-                session.add(TenantSecret(name=name, ciphertext=ciphertext))
-            else:
-                row.ciphertext = ciphertext
-            await session.commit()
+    async def set(self, session: AsyncSession, name: str, value: SecretStr) -> None:
+        """Store ``value`` as the current tenant's secret ``name``, encrypted, and commit."""
+        tenant_id = current_tenant_id()
+        ciphertext = self._box.seal(tenant_id, name, value)
+        row = await session.get(TenantSecret, (tenant_id, name))
+        if row is None:
+            session.add(TenantSecret(name=name, ciphertext=ciphertext))
+        else:
+            row.ciphertext = ciphertext
+        await session.commit()
 
-    async def get(self, name: str) -> SecretStr | None:
+    async def get(self, session: AsyncSession, name: str) -> SecretStr | None:
         """The current tenant's secret ``name``, decrypted; ``None`` if there is none."""
-        async with self._sessions() as session:
-            ciphertext = await session.scalar(
-                select(TenantSecret.ciphertext).where(TenantSecret.name == name)
-            )
+        ciphertext = await session.scalar(
+            select(TenantSecret.ciphertext).where(TenantSecret.name == name)
+        )
         return None if ciphertext is None else self._box.open(current_tenant_id(), name, ciphertext)
 
-    async def names(self) -> list[str]:
+    async def names(self, session: AsyncSession) -> list[str]:
         """The names of the current tenant's secrets (never their values)."""
-        async with self._sessions() as session:
-            return list(
-                await session.scalars(select(TenantSecret.name).order_by(TenantSecret.name))
-            )
+        return list(await session.scalars(select(TenantSecret.name).order_by(TenantSecret.name)))
 
-    async def rotate_all(self) -> int:
-        """Re-encrypt every tenant's secrets with the newest key; returns how many.
+    async def rotate_all(self, session: AsyncSession) -> int:
+        """Re-encrypt every tenant's secrets with the newest key and commit; returns how many.
 
         Safe while the service runs: until a row is rewritten, its old key still decrypts it.
         """
-        async with self._sessions() as session:
-            with system_context("operator: re-encrypt every secret with the newest key"):
-                rows = (await session.scalars(select(TenantSecret))).all()
-                for row in rows:
-                    row.ciphertext = self._box.rotate(row.ciphertext)
-                await session.commit()
+        with system_context("operator: re-encrypt every secret with the newest key"):
+            rows = (await session.scalars(select(TenantSecret))).all()
+            for row in rows:
+                row.ciphertext = self._box.rotate(row.ciphertext)
+            await session.commit()
         return len(rows)

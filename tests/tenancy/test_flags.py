@@ -4,9 +4,8 @@ import itertools
 from uuid import NAMESPACE_DNS, UUID, uuid5
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from shelfwise.platform.db import create_session_factory
 from shelfwise.tenancy.context import tenant_context
 from shelfwise.tenancy.flags import (
     BUCKETS,
@@ -18,7 +17,6 @@ from shelfwise.tenancy.flags import (
     save_flag,
     set_denial,
 )
-from shelfwise.tenancy.orm_filter import install_orm_filter
 from tests.factories import Tenants
 
 # 200 tenants, the series' number, with ids that are the same on every run.
@@ -75,45 +73,34 @@ def test_the_kill_switch_and_a_denial_beat_the_rollout(
     assert decision.reason.startswith(reason)
 
 
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    factory = create_session_factory(engine)
-    install_orm_filter(factory)
-    return factory
-
-
 async def test_a_denied_tenant_stays_out_of_a_full_rollout(
-    sessions: async_sessionmaker[AsyncSession], tenants: Tenants
+    session: AsyncSession, tenants: Tenants
 ) -> None:
-    async with sessions() as session:
-        await save_flag(session, FLAG, rollout_percent=100)
-        await set_denial(session, FLAG, "contract forbids beta features")  # tenant A
-    flags = FeatureFlags(sessions, ttl_seconds=30)
+    await save_flag(session, FLAG, rollout_percent=100)
+    await set_denial(session, FLAG, "contract forbids beta features")  # tenant A
+    flags = FeatureFlags(ttl_seconds=30)
 
-    assert not await flags.is_enabled(FLAG)
+    assert not await flags.is_enabled(session, FLAG)
     with tenant_context(tenants.b.id):
-        assert await flags.is_enabled(FLAG)
+        assert await flags.is_enabled(session, FLAG)
 
 
 async def test_killing_a_flag_applies_at_once_where_invalidated(
-    sessions: async_sessionmaker[AsyncSession], tenants: Tenants
+    session: AsyncSession, tenants: Tenants
 ) -> None:
-    flags = FeatureFlags(sessions, ttl_seconds=30)
-    async with sessions() as session:
-        await save_flag(session, FLAG, rollout_percent=100)
-    assert await flags.is_enabled(FLAG)
+    flags = FeatureFlags(ttl_seconds=30)
+    await save_flag(session, FLAG, rollout_percent=100)
+    assert await flags.is_enabled(session, FLAG)
 
-    async with sessions() as session:
-        await save_flag(session, FLAG, killed=True)
-    assert await flags.is_enabled(FLAG)  # still the copy this process read
+    await save_flag(session, FLAG, killed=True)
+    assert await flags.is_enabled(session, FLAG)  # still the copy this process read
     flags.invalidate()
 
-    assert (await flags.decide(FLAG)).reason == "killed"
+    assert (await flags.decide(session, FLAG)).reason == "killed"
 
 
 async def test_a_denial_of_an_unknown_flag_is_refused(
-    sessions: async_sessionmaker[AsyncSession], tenants: Tenants
+    session: AsyncSession, tenants: Tenants
 ) -> None:
-    async with sessions() as session:
-        with pytest.raises(UnknownFlagError):
-            await set_denial(session, "no.such.flag", "why not")
+    with pytest.raises(UnknownFlagError):
+        await set_denial(session, "no.such.flag", "why not")

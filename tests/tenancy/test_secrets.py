@@ -7,12 +7,10 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from shelfwise.platform.db import create_session_factory
 from shelfwise.tenancy.context import system_context, tenant_context
 from shelfwise.tenancy.models import TenantSecret
-from shelfwise.tenancy.orm_filter import install_orm_filter
 from shelfwise.tenancy.secrets import (
     SecretBox,
     SecretMismatchError,
@@ -25,33 +23,25 @@ SIGNING_KEY = SecretStr("whsec_distributor-signing-key-42")
 OLD, NEW = SecretStr(Fernet.generate_key().decode()), SecretStr(Fernet.generate_key().decode())
 
 
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    factory = create_session_factory(engine)
-    install_orm_filter(factory)
-    return factory
-
-
-async def stored_ciphertexts(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
-    async with sessions() as session:
-        with system_context("tests: read the raw rows"):
-            return list(await session.scalars(select(TenantSecret.ciphertext)))
+async def stored_ciphertexts(session: AsyncSession) -> list[str]:
+    with system_context("tests: read the raw rows"):
+        return list(await session.scalars(select(TenantSecret.ciphertext)))
 
 
 async def test_a_secret_is_stored_encrypted_and_read_back(
-    sessions: async_sessionmaker[AsyncSession], tenants: Tenants
+    session: AsyncSession, tenants: Tenants
 ) -> None:
-    secrets = TenantSecrets(sessions, SecretBox([NEW]))
+    secrets = TenantSecrets(SecretBox([NEW]))
 
-    await secrets.set("webhook_signing_key", SIGNING_KEY)
+    await secrets.set(session, "webhook_signing_key", SIGNING_KEY)
 
-    value = await secrets.get("webhook_signing_key")
+    value = await secrets.get(session, "webhook_signing_key")
     assert value is not None and value.get_secret_value() == SIGNING_KEY.get_secret_value()
-    [ciphertext] = await stored_ciphertexts(sessions)
+    [ciphertext] = await stored_ciphertexts(session)
     assert SIGNING_KEY.get_secret_value() not in ciphertext
     with tenant_context(tenants.b.id):
-        assert await secrets.get("webhook_signing_key") is None
-        assert await secrets.names() == []
+        assert await secrets.get(session, "webhook_signing_key") is None
+        assert await secrets.names(session) == []
 
 
 def test_a_ciphertext_only_opens_as_the_secret_it_was_sealed_as(tenants: Tenants) -> None:
@@ -65,44 +55,44 @@ def test_a_ciphertext_only_opens_as_the_secret_it_was_sealed_as(tenants: Tenants
 
 
 async def test_rotation_keeps_every_secret_readable_at_every_step(
-    sessions: async_sessionmaker[AsyncSession], tenants: Tenants
+    session: AsyncSession, tenants: Tenants
 ) -> None:
-    await TenantSecrets(sessions, SecretBox([OLD])).set("webhook_signing_key", SIGNING_KEY)
+    await TenantSecrets(SecretBox([OLD])).set(session, "webhook_signing_key", SIGNING_KEY)
 
     # Step 1: the new key goes first; the old one still decrypts what it encrypted.
-    both = TenantSecrets(sessions, SecretBox([NEW, OLD]))
-    assert await both.get("webhook_signing_key") == SIGNING_KEY
+    both = TenantSecrets(SecretBox([NEW, OLD]))
+    assert await both.get(session, "webhook_signing_key") == SIGNING_KEY
     # Step 2: re-encrypt with the new key, while the service keeps reading.
-    assert await both.rotate_all() == 1
+    assert await both.rotate_all(session) == 1
     # Step 3: retire the old key.
-    new_only = TenantSecrets(sessions, SecretBox([NEW]))
-    assert await new_only.get("webhook_signing_key") == SIGNING_KEY
+    new_only = TenantSecrets(SecretBox([NEW]))
+    assert await new_only.get(session, "webhook_signing_key") == SIGNING_KEY
     with pytest.raises(SecretMismatchError, match="no key decrypts it"):
-        await TenantSecrets(sessions, SecretBox([OLD])).get("webhook_signing_key")
+        await TenantSecrets(SecretBox([OLD])).get(session, "webhook_signing_key")
 
 
 async def test_without_keys_secrets_are_refused_not_stored_in_the_clear(
-    sessions: async_sessionmaker[AsyncSession], tenants: Tenants
+    session: AsyncSession, tenants: Tenants
 ) -> None:
     with pytest.raises(SecretsUnavailableError, match="SHELFWISE_SECRETS_KEYS"):
-        await TenantSecrets(sessions, SecretBox([])).set("webhook_signing_key", SIGNING_KEY)
+        await TenantSecrets(SecretBox([])).set(session, "webhook_signing_key", SIGNING_KEY)
 
-    assert await stored_ciphertexts(sessions) == []
+    assert await stored_ciphertexts(session) == []
 
 
 async def test_a_secret_never_reaches_the_logs(
-    sessions: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     tenants: Tenants,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger…
     # …SQLAlchemy's too (it sets its own to WARNING): statements, parameters and rows.
     caplog.set_level(logging.DEBUG, logger="sqlalchemy.engine")
-    secrets = TenantSecrets(sessions, SecretBox([NEW, OLD]))
+    secrets = TenantSecrets(SecretBox([NEW, OLD]))
 
-    await secrets.set("webhook_signing_key", SIGNING_KEY)
-    value = await secrets.get("webhook_signing_key")
-    await secrets.rotate_all()
+    await secrets.set(session, "webhook_signing_key", SIGNING_KEY)
+    value = await secrets.get(session, "webhook_signing_key")
+    await secrets.rotate_all(session)
     logging.getLogger("tests").info("read %s, then %r", value, value)
 
     assert "webhook_signing_key" in caplog.text  # the statements were logged…
