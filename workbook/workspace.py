@@ -181,6 +181,9 @@ class Workspace:
         self.root = root
         self.part_root = root
         self.start = checkpoint_dir(part_number - 1)
+        # What this part has written so far, by file: a second write of a file in the same
+        # part is reported against the first, so its cell shows what that step changed.
+        self._written: dict[Path, str] = {}
 
     # -- writing files -------------------------------------------------------------
 
@@ -188,11 +191,19 @@ class Workspace:
         """Write one application file and print one stable line about it."""
         path = self._app_path(relative)
         text = text.rstrip("\n") + "\n"
+        previous = self._written.get(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
+        self._written[path] = text
         _unload_after_change(relative)
-        print(f"✎ {relative} — {self._change_summary(relative, text)}")
-        if show_diff:
+        if previous is None:
+            print(f"✎ {relative} — {self._change_summary(relative, text)}")
+        else:
+            print(f"✎ {relative} — {_changes(previous, text, 'its last write in this part')}")
+        if show_diff and previous is not None:
+            label = f"{self.part.name}/{relative}"
+            _print_diff(previous, text, f"{label} (its last write)", label)
+        elif show_diff:
             self.show_diff(relative)
 
     def remove(self, relative: str) -> None:
@@ -207,13 +218,10 @@ class Workspace:
 
     def show_diff(self, relative: str) -> None:
         """Print what this part has changed in one file so far."""
-        before = self._start_text(relative).splitlines(keepends=True)
-        after = self._app_path(relative).read_text(encoding="utf-8").splitlines(keepends=True)
+        before = self._start_text(relative)
+        after = self._app_path(relative).read_text(encoding="utf-8")
         start = "empty" if self.start is None else f"part-{self.part.number - 1:02d}"
-        diff = difflib.unified_diff(
-            before, after, f"{start}/{relative}", f"{self.part.name}/{relative}"
-        )
-        print("".join(diff).rstrip("\n") or f"{relative}: unchanged")
+        _print_diff(before, after, f"{start}/{relative}", f"{self.part.name}/{relative}")
 
     def _app_path(self, relative: str) -> Path:
         if Path(relative).is_absolute() or ".." in Path(relative).parts:
@@ -237,13 +245,7 @@ class Workspace:
         lines = len(text.splitlines())
         if not before:
             return f"new file, {_count(lines, 'line')}"
-        if before == text:
-            return f"unchanged since part {self.part.number - 1}"
-        added = removed = 0
-        for line in difflib.ndiff(before.splitlines(), text.splitlines()):
-            added += line.startswith("+ ")
-            removed += line.startswith("- ")
-        return f"changed since part {self.part.number - 1}: +{added} −{removed} lines"
+        return _changes(before, text, f"part {self.part.number - 1}")
 
     # -- running tools -------------------------------------------------------------
 
@@ -458,3 +460,21 @@ def _register_magics(workspace: Workspace) -> None:
         workspace.write(paths[0], cell, show_diff=show_diff)
 
     shell.register_magic_function(code, magic_kind="cell", magic_name="code")
+
+
+def _changes(before: str, after: str, since: str) -> str:
+    """How ``after`` differs from ``before``, in lines, as one phrase."""
+    if before == after:
+        return f"unchanged since {since}"
+    added = removed = 0
+    for line in difflib.ndiff(before.splitlines(), after.splitlines()):
+        added += line.startswith("+ ")
+        removed += line.startswith("- ")
+    return f"changed since {since}: +{added} −{removed} lines"
+
+
+def _print_diff(before: str, after: str, from_label: str, to_label: str) -> None:
+    diff = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), from_label, to_label
+    )
+    print("".join(diff).rstrip("\n") or f"{to_label}: unchanged")

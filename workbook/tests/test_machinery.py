@@ -134,6 +134,26 @@ def test_workspace_reports_changes_against_the_part_start(
     assert capsys.readouterr().out == f"✎ {name} — changed since part 1: +1 −0 lines\n"
 
 
+def test_a_second_write_in_a_part_is_reported_against_the_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace = Workspace(2, tmp_path)
+    workspace.write("shelfwise/extra.py", "a = 1\nb = 2\n")
+    capsys.readouterr()
+
+    workspace.write("shelfwise/extra.py", "a = 1\nb = 3\nc = 4\n", show_diff=True)
+
+    summary, *diff = capsys.readouterr().out.splitlines()
+    assert summary == (
+        "✎ shelfwise/extra.py — changed since its last write in this part: +2 −1 lines"
+    )
+    assert [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")] == [
+        "-b = 2",
+        "+b = 3",
+        "+c = 4",
+    ]
+
+
 def test_record_refuses_a_part_that_does_not_exist(capsys: pytest.CaptureFixture[str]) -> None:
     from workbook.__main__ import main
 
