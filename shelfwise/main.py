@@ -18,7 +18,17 @@ from shelfwise.identity.router import create_router as create_identity_router
 from shelfwise.identity.tokens import TokenSigner
 from shelfwise.inventory.router import create_router as create_inventory_router
 from shelfwise.orders.router import create_router as create_orders_router
-from shelfwise.platform.db import Base, Database, create_schema, grant_to_app_role
+from shelfwise.platform.db import (
+    Base,
+    Database,
+    DatabaseBusyError,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+    create_schema,
+    grant_to_app_role,
+    is_outage,
+)
+from shelfwise.platform.dependencies import DatabaseDep
 from shelfwise.platform.head import HeadAsGetMiddleware
 from shelfwise.platform.problems import (
     install_problem_handlers,
@@ -26,6 +36,13 @@ from shelfwise.platform.problems import (
     require_declared_media_type,
 )
 from shelfwise.platform.request_id import RequestIdMiddleware, new_request_id
+from shelfwise.platform.resilience import (
+    AdmissionControl,
+    CircuitBreaker,
+    CircuitOpenError,
+    DeadlineExceededError,
+    OverloadedError,
+)
 from shelfwise.platform.settings import Settings, load_settings
 from shelfwise.tenancy.config import TenantConfig
 from shelfwise.tenancy.flags import FeatureFlags
@@ -41,10 +58,31 @@ from shelfwise.tenancy.secrets import SecretBox, TenantSecrets
 
 logger = logging.getLogger(__name__)
 
+READINESS_TIMEOUT_SECONDS = 2.0
+
+# What any route that uses the database may answer instead, with 503 and Retry-After.
+UNAVAILABLE_ERRORS = (
+    OverloadedError,
+    DeadlineExceededError,
+    DatabaseUnavailableError,
+    DatabaseBusyError,
+    DatabaseTimeoutError,
+    CircuitOpenError,
+)
+
 
 async def health() -> dict[str, str]:
-    """Report that the process is up. Touches no database, so it stays cheap and reliable."""
+    """Report that the process is up (liveness). Touches no database, so a database outage
+    never makes an orchestrator restart a process that would recover on its own."""
     return {"status": "ok"}
+
+
+async def readiness(database: DatabaseDep) -> dict[str, str]:
+    """Report whether the process can serve requests now (readiness): one round trip to the
+    database, through its circuit breaker, within 2 s; 503 with ``Retry-After`` while it cannot.
+    Orchestrators give a probe a second or two, so a slow answer is a "no" anyway."""
+    await database.check(timeout_seconds=READINESS_TIMEOUT_SECONDS)
+    return {"status": "ok", "database": "ok"}
 
 
 @asynccontextmanager
@@ -55,10 +93,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """
     settings: Settings = app.state.settings
     await prepare_database(settings)
-    database = Database.connect(settings.database.url.get_secret_value())
+    resilience = settings.resilience
+    breaker = CircuitBreaker(
+        "the database",
+        failures=resilience.breaker_failures,
+        reset_seconds=resilience.breaker_reset_seconds,
+        is_failure=is_outage,
+    )
+    database = Database.connect(
+        settings.database.url.get_secret_value(), settings.database, breaker
+    )
     try:
-        install_orm_filter(database.session_factory)
-        install_row_security(database.session_factory)
+        for session_factory in database.session_factories:
+            install_orm_filter(session_factory)
+            install_row_security(session_factory)
         await warn_if_row_level_security_is_off(database)
         app.state.database = database
         ttl = settings.tenant_config_ttl_seconds
@@ -140,18 +188,38 @@ def create_app(
         tags=["platform"],
         responses=problem_responses(takes_input=False),
     )
-    app.include_router(create_identity_router())
+    app.add_api_route(
+        "/health/ready",
+        readiness,
+        methods=["GET"],
+        tags=["platform"],
+        responses=problem_responses(*UNAVAILABLE_ERRORS, takes_input=False),
+    )
+    app.include_router(
+        create_identity_router(),
+        responses=problem_responses(*UNAVAILABLE_ERRORS, takes_input=False),
+    )
     # Every feature route acts for the caller's tenant, so every one needs a verified caller.
     for router in (create_catalog_router(), create_inventory_router(), create_orders_router()):
         app.include_router(
             router,
             dependencies=[Depends(authenticate)],
             responses=problem_responses(
-                TokenRejectedError, TenantSuspendedError, takes_input=False
+                TokenRejectedError, TenantSuspendedError, *UNAVAILABLE_ERRORS, takes_input=False
             ),
         )
     install_problem_handlers(app)
     app.add_middleware(HeadAsGetMiddleware)
+    resilience = settings.resilience
+    app.add_middleware(
+        AdmissionControl,
+        max_in_flight=resilience.max_in_flight
+        or settings.database.pool_size + settings.database.max_overflow,
+        max_queued=resilience.max_queued,
+        queue_timeout=resilience.queue_timeout_seconds,
+        request_timeout=resilience.request_timeout_seconds,
+        exempt=frozenset({"/health", "/health/ready"}),
+    )
     # Added last, so it is the outermost middleware: every response, a 500 included, has the id.
     app.add_middleware(RequestIdMiddleware, generate=generate_request_id)
     return app

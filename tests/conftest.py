@@ -75,7 +75,10 @@ TIERS = {
     ),
     "api": (
         "identity/test_login.py",
+        "platform/test_database_errors.py",
+        "platform/test_database_faults.py",
         "platform/test_dependencies.py",
+        "platform/test_read_replica.py",
         "test_api.py",
         "test_api_without_database.py",
         "test_app.py",

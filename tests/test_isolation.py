@@ -28,7 +28,7 @@ from tests.databases import empty_database
 from tests.factories import book_payload, isbn13
 
 # Routes anyone may call: they read or write no tenant's data.
-PUBLIC_ROUTES = {"GET /health", "GET /problems/{code}", "POST /auth/token"}
+PUBLIC_ROUTES = {"GET /health", "GET /health/ready", "GET /problems/{code}", "POST /auth/token"}
 GHOST_ID = 999_999  # an id no tenant has
 
 Ids = dict[str, int]

@@ -31,7 +31,7 @@ InventoryServiceDep = Annotated[InventoryService, Depends(get_inventory_service)
 
 async def get_stock_report(database: DatabaseDep) -> StockReport:
     """A StockReport that opens its own sessions: it must not use the request's session."""
-    return StockReport(SqlStockSessions(database.session_factory))
+    return StockReport(SqlStockSessions(database.read_session_factory))
 
 
 StockReportDep = Annotated[StockReport, Depends(get_stock_report)]

@@ -25,23 +25,27 @@ async def get_database(request: Request) -> Database:
 DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
-async def get_session(database: DatabaseDep) -> AsyncIterator[AsyncSession]:
+# Methods that change nothing, by HTTP's definition: their requests read from the replica.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def get_session(request: Request, database: DatabaseDep) -> AsyncIterator[AsyncSession]:
     """One session per request: rolled back if the request fails, always closed.
 
-    This dependency never commits. The service commits through its unit of work, inside the
-    endpoint, before the response is built. Committing here, after the endpoint returned, would
-    be too late: the commit could fail after the client was already told "201 Created".
-    FastAPI caches a dependency per request, so every repository, unit of work and service of a
-    request shares this one session.
+    A request with a safe method gets a read-only session (on the replica, when there is one);
+    any other, a session on the primary. This dependency never commits. The service commits
+    through its unit of work, inside the endpoint, before the response is built: committing
+    here, after the endpoint returned, would be too late, as the commit could fail after the
+    client was told "201 Created". FastAPI caches a dependency per request, so every
+    repository, unit of work and service of a request shares this one session, and the
+    database's breaker and error translation (``Database.session``) see all it does.
     """
-    async with database.session_factory() as session:  # closing returns the connection
-        try:
-            yield session
-        except BaseException:
-            # Whatever the endpoint wrote and did not commit is discarded before the error
-            # travels on to the exception handlers.
-            await session.rollback()
-            raise
+    if request.method in SAFE_METHODS:
+        async with database.session(read_only=True) as reading:
+            yield reading
+    else:
+        async with database.session() as writing:
+            yield writing
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

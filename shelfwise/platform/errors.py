@@ -1,7 +1,7 @@
 """The domain error hierarchy.
 
 Features raise subclasses of the base kinds below. Only the outermost layer decides what a kind
-means for a transport (for HTTP: 401, 403, 404, 409 or 422), so services stay free of HTTP
+means for a transport (for HTTP: 401, 403, 404, 409, 422 or 503), so services stay free of HTTP
 details.
 """
 
@@ -58,3 +58,15 @@ class InvalidInputError(DomainError):
 
     code: ClassVar[str] = "invalid_input"
     title: ClassVar[str] = "Invalid input"
+
+
+class UnavailableError(DomainError):
+    """The service cannot answer right now: it is overloaded, or something it depends on is
+    down or too slow. Retry after the number of seconds in the `Retry-After` header."""
+
+    code: ClassVar[str] = "unavailable"
+    title: ClassVar[str] = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds

@@ -35,6 +35,7 @@ from shelfwise.platform.errors import (
     ForbiddenError,
     InvalidInputError,
     NotFoundError,
+    UnavailableError,
 )
 from shelfwise.platform.request_id import request_id_of
 
@@ -49,6 +50,7 @@ STATUS_BY_ERROR_KIND: tuple[tuple[type[DomainError], int], ...] = (
     (NotFoundError, status.HTTP_404_NOT_FOUND),
     (ConflictError, status.HTTP_409_CONFLICT),
     (InvalidInputError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (UnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 
 
@@ -256,8 +258,18 @@ async def domain_error_response(request: Request, error: Exception) -> ProblemRe
     """A broken business rule, with the status its kind stands for."""
     if not isinstance(error, DomainError):  # registered for DomainError only
         raise error
-    # RFC 6750: a 401 names the scheme that would authenticate the request.
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationError) else None
+    return domain_problem_response(request, error)
+
+
+def domain_problem_response(request: Request, error: DomainError) -> ProblemResponse:
+    """The problem for ``error``, with the headers its kind calls for."""
+    headers: dict[str, str] = {}
+    if isinstance(error, AuthenticationError):
+        # RFC 6750: a 401 names the scheme that would authenticate the request.
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(error, UnavailableError):
+        # RFC 9110: when to come back, so clients retry later rather than at once.
+        headers["Retry-After"] = str(error.retry_after_seconds)
     return problem_response(request, ProblemType.of(type(error)), error.detail, headers=headers)
 
 

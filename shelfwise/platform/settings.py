@@ -25,6 +25,24 @@ class DatabaseSettings(BaseSettings):
     # The tables' owner, on PostgreSQL: creates the schema and its row-level security
     # policies, while the app itself connects as url's role, which owns nothing.
     admin_url: SecretStr | None = None
+    # A read replica (a hot standby of url's server). Unset, reads go to url's server.
+    read_url: SecretStr | None = None
+
+    # The pool, on PostgreSQL. Connections kept open, and how many more a burst may open:
+    # across every process their sum must stay under the server's max_connections.
+    pool_size: int = Field(default=20, ge=1, le=1000)
+    max_overflow: int = Field(default=30, ge=0, le=1000)
+    # How long a request waits for a free connection before it is answered 503. SQLAlchemy's
+    # 30 s outlasts every caller's patience: by then the client has given up and retried.
+    pool_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Connections older than this are replaced before a firewall or proxy drops them silently.
+    pool_recycle_seconds: int = Field(default=1800, ge=10, le=86_400)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # The server cancels a statement that runs longer. The client waits one second more for
+    # any answer, so a server that stopped answering at all is given up on too.
+    statement_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
+    # Names this service's connections in pg_stat_activity and the server's logs.
+    application_name: str = Field(default="shelfwise", pattern=r"^[A-Za-z0-9._-]{1,63}$")
 
 
 class AuthSettings(BaseSettings):
@@ -51,6 +69,24 @@ class SecretsSettings(BaseSettings):
     keys: list[SecretStr] = Field(default_factory=list, max_length=10)
 
 
+class ResilienceSettings(BaseSettings):
+    """How the service behaves when it is overloaded or the database fails."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{PREFIX}RESILIENCE_")
+
+    # Requests one process runs at once; unset, as many as the pool has connections, so an
+    # admitted request does not wait for one.
+    max_in_flight: int | None = Field(default=None, ge=1, le=10_000)
+    # Requests that may wait for a slot, and for how long, before being refused with 503.
+    max_queued: int = Field(default=100, ge=0, le=100_000)
+    queue_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    # The longest an admitted request may take, every wait included, before it is answered 503.
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    # Consecutive database outages that open the circuit, and how long it stays open.
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    breaker_reset_seconds: float = Field(default=5.0, gt=0, le=600)
+
+
 class Settings(BaseSettings):
     """Configuration for one ShelfWise process."""
 
@@ -61,6 +97,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
+    resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
     # Values for every tenant without an override of its own, by setting key, as JSON:
     # SHELFWISE_TENANT_DEFAULTS='{"orders.bulk_discount_tiers": [[20, "7.5"]]}'.
     tenant_defaults: dict[str, JsonValue] = Field(default_factory=dict)
@@ -102,6 +139,7 @@ def load_settings(**overrides: Any) -> Settings:
             DatabaseSettings,
             AuthSettings,
             SecretsSettings,
+            ResilienceSettings,
             Settings,
         ]
         variables = [
@@ -115,7 +153,10 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def _named(error: ValidationError) -> list[str]:
-    groups = {group.__name__: group for group in (DatabaseSettings, AuthSettings, SecretsSettings)}
+    groups = {
+        group.__name__: group
+        for group in (DatabaseSettings, AuthSettings, SecretsSettings, ResilienceSettings)
+    }
     group = groups.get(error.title, Settings)
     lines = []
     for each in error.errors():

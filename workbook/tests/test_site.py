@@ -473,7 +473,15 @@ def test_screenshot_of_a_part_page(browser: Browser, tmp_path: Path, width: int)
 # --- the built site's links, search index, weight and reading order -------------------
 
 _REF_ATTRS = {"a": "href", "img": "src", "link": "href", "script": "src", "source": "src"}
-SIZE_LIMIT = 400_000  # bytes: a part page, and the whole search index
+# Bytes: a part page. Part 11 (the most files changed of any part so far) weighs ~420 KB,
+# ~110 KB compressed; most of it is collapsed full files, plain text behind a <details>. If a
+# later part needs more, render collapsed %%code --diff cells without their full text (the diff
+# is shown, and the file is in the checkpoint) rather than raise this again.
+SIZE_LIMIT = 450_000
+# Bytes of search-index text per page: prose runs to ~25 KB for the longest part; a code dump
+# or the outputs of a page would be several times that. (A limit on the whole index would
+# only measure how many parts are written.)
+SEARCH_TEXT_PER_PAGE_LIMIT = 40_000
 SEARCH_MARKERS = ("¶", "Copied!", "Download the notebook")  # the last: the links bar
 _PROMPT = re.compile(r"(In|Out)\s*\[\s*\d*\s*\]:")
 
@@ -622,9 +630,15 @@ def test_table_of_contents_names_every_heading(site_dir: Path, part: Part) -> No
 
 def test_search_index_holds_prose_not_code(site_dir: Path) -> None:
     index_file = site_dir / "search" / "search_index.json"
-    size = index_file.stat().st_size
-    assert size < SIZE_LIMIT, f"search index is {size} bytes; code got into it?"
     entries = json.loads(index_file.read_text(encoding="utf-8"))["docs"]
+    per_page: dict[str, int] = {}
+    for entry in entries:
+        page = entry["location"].split("#")[0]
+        per_page[page] = per_page.get(page, 0) + len(entry["title"]) + len(entry["text"])
+    for page, size in per_page.items():
+        assert size < SEARCH_TEXT_PER_PAGE_LIMIT, (
+            f"{page or 'home'}: {size} bytes of search text; code got into it?"
+        )
     for entry in entries:
         for key in ("title", "text"):
             for marker in SEARCH_MARKERS:
@@ -880,3 +894,30 @@ def test_line_spans_close_and_reopen_tags_across_lines() -> None:
         '<span class="sw-line">+x\n</span><span class="sw-line">\n</span>'
         '<span class="sw-line">-y</span>'
     )
+
+
+def test_plots_are_served_in_a_palette_when_that_is_lighter() -> None:
+    import base64
+    import io
+
+    from PIL import Image, ImageDraw
+
+    from workbook.site_html import lighter_png
+
+    # A plot-like image: white, antialiased lines of two colours, as matplotlib draws them.
+    image = Image.new("RGBA", (320, 120), "white")
+    draw = ImageDraw.Draw(image)
+    for offset in range(0, 120, 6):
+        draw.line((0, offset, 320, 120 - offset), fill=(31, 119, 180), width=2)
+        draw.line((0, 120 - offset, 320, offset), fill=(255, 127, 14), width=1)
+    image = image.resize((640, 240), Image.Resampling.LANCZOS)  # antialiasing: many shades
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    src = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+    lighter = lighter_png(src)
+
+    assert len(lighter) < len(src) / 2
+    served = Image.open(io.BytesIO(base64.b64decode(lighter.split(",", 1)[1])))
+    assert served.mode == "P" and served.size == (640, 240)
+    assert lighter_png("diagrams/part-11-request-path.svg") == "diagrams/part-11-request-path.svg"
