@@ -3,7 +3,7 @@
 ``FaultyLink`` is a TCP proxy in front of a real server. The app connects through it; a test (or
 a notebook) then makes the database go away (``refuse``), stop answering (``hang``), or drop
 every open connection as a restart does (``cut``), and brings it back (``heal``). Toxiproxy does
-this in larger test rigs; it is a separate server to install, and these four faults take a page
+this in larger test rigs; it is a separate server to install, and these three faults take a page
 of asyncio.
 """
 

@@ -219,7 +219,7 @@ def is_outage(error: BaseException) -> bool:
     sqlstate = sqlstate_of(error)
     if sqlstate is not None and sqlstate.startswith(OUTAGE_SQLSTATES):
         return True
-    return isinstance(error, OSError | TimeoutError)
+    return isinstance(error, OSError)  # TimeoutError included
 
 
 def as_unavailable(error: BaseException, retry_after_seconds: int) -> UnavailableError | None:
@@ -291,9 +291,11 @@ class Database:
             is_failure=is_outage,
         )
         self.session_factory = create_session_factory(engine)
-        self.read_session_factory = create_session_factory(read_only(replica or engine))
+        self.read_session_factory = create_session_factory(read_only_engine(replica or engine))
         self.primary_read_session_factory = (
-            create_session_factory(read_only(engine)) if replica else self.read_session_factory
+            create_session_factory(read_only_engine(engine))
+            if replica
+            else self.read_session_factory
         )
 
     @property
@@ -363,10 +365,19 @@ class Database:
 
     async def check(self, timeout_seconds: float) -> None:
         """One round trip to the primary, through its breaker, within ``timeout_seconds``;
-        raises like ``session``."""
-        with self._guarded(self.breaker):
-            async with asyncio.timeout(timeout_seconds), self.engine.connect() as connection:
-                await connection.execute(select(1))
+        raises like ``session``. Running out of time is answered, not counted against the
+        breaker: under load the wait may be for the pool, and the probe's impatience must
+        not open the circuit for every request."""
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                with self._guarded(self.breaker):
+                    async with self.engine.connect() as connection:
+                        await connection.execute(select(1))
+        except TimeoutError:
+            raise DatabaseUnavailableError(
+                f"The database did not answer within {timeout_seconds:g} s. Retry in 1 s.",
+                retry_after_seconds=1,
+            ) from None
 
     @contextmanager
     def _guarded(self, breaker: CircuitBreaker) -> Iterator[None]:
@@ -397,7 +408,7 @@ async def _quietly(cleanup: Awaitable[None], what: str) -> None:
         logger.warning("database error while %s: %s", what, type(error).__name__)
 
 
-def read_only(engine: AsyncEngine) -> AsyncEngine:
+def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
     """``engine``, its transactions begun READ ONLY on PostgreSQL (the same pool)."""
     if engine.dialect.name != "postgresql":
         return engine

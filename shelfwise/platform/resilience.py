@@ -1,10 +1,12 @@
 """Degrade, don't fail: a circuit breaker in front of a dependency, and admission control in
 front of the whole service.
 
-Both are written here rather than taken from a library. pybreaker, the best known Python
+The breaker is written here rather than taken from a library. pybreaker, the best known Python
 breaker, runs coroutines only through Tornado; purgatory, an asyncio one, lets every request
 through while half-open and reads the wall clock. We want one trial request at a time, a
 monotonic clock a test can drive, and a say in which errors count as the dependency failing.
+Admission control is written here too: uvicorn's ``--limit-concurrency`` answers a plain-text
+503, without ``Retry-After`` and without a queue.
 """
 
 import asyncio
@@ -40,8 +42,10 @@ class CircuitBreaker:
     """Stops calling a dependency after ``failures`` consecutive failures, for ``reset_seconds``.
 
     Then one trial call is let through: if it succeeds the circuit closes, if it fails the
-    circuit opens again. ``is_failure`` decides which exceptions count: a slow query or a
-    business error says nothing about whether the dependency is up.
+    circuit opens again. Only calls admitted while closed, and the trial, have a say: a call
+    that started before the circuit opened and ends while it is open changes nothing.
+    ``is_failure`` decides which exceptions count: a slow query or a business error says
+    nothing about whether the dependency is up.
     """
 
     def __init__(
@@ -49,7 +53,7 @@ class CircuitBreaker:
         name: str,
         *,
         failures: int = 5,
-        reset_seconds: float = 10.0,
+        reset_seconds: float = 5.0,
         is_failure: Callable[[BaseException], bool] = lambda _error: True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -92,12 +96,12 @@ class CircuitBreaker:
             yield
         except BaseException as error:
             if self._is_failure(error):
-                self._record_failure()
+                self._record_failure(trial)
             elif trial:
                 self._trial_running = False  # no verdict: the next call is the trial
             raise
         else:
-            self._record_success()
+            self._record_success(trial)
 
     def _admit(self) -> bool:
         if self._opened_at is None:
@@ -111,16 +115,20 @@ class CircuitBreaker:
         self._trial_running = True
         return True
 
-    def _record_failure(self) -> None:
-        self._failures += 1
-        self._trial_running = False
-        if self._opened_at is not None or self._failures >= self._threshold:
-            self._opened_at = self._clock()  # (re)open: a failed trial waits a full period
+    def _record_failure(self, trial: bool) -> None:
+        if trial:
+            self._trial_running = False
+            self._opened_at = self._clock()  # reopen: a failed trial waits a full period
+        elif self._opened_at is None:
+            self._failures += 1
+            if self._failures >= self._threshold:
+                self._opened_at = self._clock()
 
-    def _record_success(self) -> None:
-        self._failures = 0
-        self._opened_at = None
-        self._trial_running = False
+    def _record_success(self, trial: bool) -> None:
+        if trial or self._opened_at is None:
+            self._failures = 0
+            self._opened_at = None
+            self._trial_running = False
 
 
 class OverloadedError(UnavailableError):

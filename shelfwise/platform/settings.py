@@ -42,7 +42,8 @@ class DatabaseSettings(BaseSettings):
     # any answer, so a server that stopped answering at all is given up on too.
     statement_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
     # Names this service's connections in pg_stat_activity and the server's logs.
-    application_name: str = Field(default="shelfwise", pattern=r"^[A-Za-z0-9._-]{1,63}$")
+    # PostgreSQL keeps 63 characters; the replica's connections get "-read" appended.
+    application_name: str = Field(default="shelfwise", pattern=r"^[A-Za-z0-9._-]{1,58}$")
 
 
 class AuthSettings(BaseSettings):

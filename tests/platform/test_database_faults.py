@@ -5,20 +5,21 @@ and recovers on its own when the database does."""
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import make_url, text
 
-from shelfwise.main import create_app, prepare_database
+from shelfwise.main import create_app
 from shelfwise.platform.db import (
     Database,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
     create_engine,
+    is_outage,
 )
+from shelfwise.platform.resilience import CircuitBreaker, CircuitState
 from shelfwise.platform.settings import (
     AuthSettings,
     DatabaseSettings,
@@ -26,11 +27,15 @@ from shelfwise.platform.settings import (
     Settings,
 )
 from tests.conftest import TEST_SECRET, client_for
-from tests.databases import APP_ROLE, as_app_role, empty_database, settings_for
-from tests.factories import Tenants, seed_tenants
+from tests.databases import APP_ROLE, as_app_role, settings_for
+from tests.factories import Tenants
 from tests.faults import FaultyLink, faulty_link
 
-pytestmark = pytest.mark.postgresql
+# PostgreSQL only: the shared fixtures (database_url, tenants) on that one database.
+pytestmark = [
+    pytest.mark.postgresql,
+    pytest.mark.parametrize("database_url", ["postgresql"], indirect=True),
+]
 
 # Short waits, so that each fault shows within a second.
 TIMEOUTS = {
@@ -45,9 +50,9 @@ NO_HANG_SECONDS = 10
 
 
 @pytest.fixture
-async def owner_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    async with empty_database("postgresql", request, tmp_path) as url:
-        yield url
+def owner_url(database_url: str) -> str:
+    """The owner's URL of the test's empty database (the app logs in as ``APP_ROLE``)."""
+    return database_url
 
 
 @pytest.fixture
@@ -67,18 +72,6 @@ def settings_through(link: FaultyLink, owner_url: str, **database: float) -> Set
             breaker_failures=BREAKER_FAILURES, breaker_reset_seconds=BREAKER_RESET_SECONDS
         ),
     )
-
-
-@pytest.fixture
-async def tenants(owner_url: str, password_hash: str) -> Tenants:
-    """Tenants A and B in a database prepared as a deployment's is."""
-    placeholder = Settings(database=settings_for(as_app_role(owner_url), owner_url))
-    await prepare_database(placeholder)
-    owner = create_engine(owner_url)
-    try:
-        return await seed_tenants(owner, password_hash)
-    finally:
-        await owner.dispose()
 
 
 @contextlib.asynccontextmanager
@@ -233,5 +226,24 @@ async def test_a_server_that_refuses_the_login_is_an_outage(owner_url: str) -> N
         with pytest.raises(DatabaseUnavailableError):  # 53300: too many connections for role
             async with database.session() as session:
                 await session.execute(text("SELECT 1"))
+    finally:
+        await database.dispose()
+
+
+async def test_an_impatient_readiness_probe_is_answered_but_opens_no_circuit(
+    link: FaultyLink, owner_url: str
+) -> None:
+    through = link.url_for(owner_url)
+    breaker = CircuitBreaker("the test database", failures=1, is_failure=is_outage)
+    database = Database.connect(through, DatabaseSettings(url=SecretStr(through)), breaker)
+    try:
+        link.hang()  # slow to answer, as under load: the probe gives up first
+        for _ in range(3):
+            with pytest.raises(DatabaseUnavailableError):
+                await database.check(timeout_seconds=0.2)
+        assert breaker.state is CircuitState.CLOSED
+
+        await link.heal()
+        await database.check(timeout_seconds=NO_HANG_SECONDS)
     finally:
         await database.dispose()

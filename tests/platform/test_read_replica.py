@@ -5,7 +5,6 @@ cannot write even where the primary serves it."""
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,35 +12,28 @@ from pydantic import SecretStr
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 
-from shelfwise.main import create_app, prepare_database
+from shelfwise.main import create_app
 from shelfwise.platform.db import Database, create_engine
 from shelfwise.platform.settings import AuthSettings, DatabaseSettings, ResilienceSettings, Settings
 from tests.conftest import TEST_SECRET, client_for
-from tests.databases import as_app_role, empty_database
-from tests.factories import Tenants, book_payload, seed_tenants
+from tests.databases import as_app_role
+from tests.factories import Tenants, book_payload
 from tests.faults import faulty_link
 from tests.replicas import hot_standby
 
-pytestmark = pytest.mark.postgresql
+# PostgreSQL only: the shared fixtures (database_url, tenants) on that one database.
+pytestmark = [
+    pytest.mark.postgresql,
+    pytest.mark.parametrize("database_url", ["postgresql"], indirect=True),
+]
 
 RESET_SECONDS = 0.3
 
 
 @pytest.fixture
-async def owner_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    async with empty_database("postgresql", request, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-async def tenants(owner_url: str, password_hash: str) -> Tenants:
-    await prepare_database(Settings(database=DatabaseSettings(
-        url=SecretStr(as_app_role(owner_url)), admin_url=SecretStr(owner_url))))  # fmt: skip
-    owner = create_engine(owner_url)
-    try:
-        return await seed_tenants(owner, password_hash)
-    finally:
-        await owner.dispose()
+def owner_url(database_url: str) -> str:
+    """The owner's URL of the test's empty database (the app logs in as ``APP_ROLE``)."""
+    return database_url
 
 
 def settings_with_replica(owner_url: str, read_url: str) -> Settings:

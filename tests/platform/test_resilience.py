@@ -128,6 +128,29 @@ def test_a_trial_that_ends_without_a_verdict_lets_the_next_call_try(
     assert state(breaker) is CircuitState.CLOSED
 
 
+def test_a_call_that_outlived_the_opening_of_the_circuit_has_no_say(
+    breaker: CircuitBreaker,
+) -> None:
+    with breaker.guard():  # admitted while closed; slow
+        fail(breaker, 3)  # meanwhile, the circuit opens
+    assert state(breaker) is CircuitState.OPEN  # the late success did not close it
+    assert breaker.retry_after() == 10
+
+
+def test_a_late_failure_does_not_let_a_second_trial_in(
+    breaker: CircuitBreaker, clock: Clock
+) -> None:
+    slow = breaker.guard()
+    slow.__enter__()  # admitted while closed
+    fail(breaker, 3)
+    clock.now = 10
+    with breaker.guard():  # the trial runs...
+        slow.__exit__(Outage, Outage(), None)  # ...while the slow call fails
+        with pytest.raises(CircuitOpenError):
+            call(breaker)  # still one trial at a time
+    assert state(breaker) is CircuitState.CLOSED  # the trial's success decided
+
+
 # --- Admission control -------------------------------------------------------------------------
 
 
