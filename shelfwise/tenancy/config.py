@@ -136,11 +136,8 @@ class TenantConfig:
         except ValidationError as error:
             raise InvalidSettingError(f"{key}: {_first_message(error)}") from None
         tenant_id = current_tenant_id()
-        row = await session.get(TenantSetting, (tenant_id, key))
-        if row is None:
-            session.add(TenantSetting(key=key, value=stored))
-        else:
-            row.value = stored
+        # merge: the row with this primary key is updated if it exists, else inserted.
+        await session.merge(TenantSetting(tenant_id=tenant_id, key=key, value=stored))
         await session.commit()
         self.invalidate(tenant_id)
         return await self.resolve(session, spec)

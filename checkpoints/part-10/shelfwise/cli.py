@@ -198,12 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _password() -> str:
-    password = os.environ.get(PASSWORD_VARIABLE)
-    if password is None:
+def _from_environment_or_prompt(variable: str, prompt: str) -> str:
+    """The value of ``variable``, else asked for without echo. Never an argument: arguments
+    show in `ps` and in the shell's history."""
+    value = os.environ.get(variable)
+    if value is None:
         if not sys.stdin.isatty():
-            raise UsageError(f"set {PASSWORD_VARIABLE}, or run in a terminal to be asked")
-        password = getpass.getpass("password for the first user: ")
+            raise UsageError(f"set {variable}, or run in a terminal to be asked")
+        value = getpass.getpass(prompt)
+    return value
+
+
+def _password() -> str:
+    password = _from_environment_or_prompt(PASSWORD_VARIABLE, "password for the first user: ")
     if not MIN_PASSWORD_LENGTH <= len(password) <= PASSWORD_LENGTH:
         raise UsageError(f"a password is {MIN_PASSWORD_LENGTH}-{PASSWORD_LENGTH} characters long")
     return password
@@ -318,11 +325,7 @@ async def _flags_shown(session: AsyncSession) -> str:
 
 
 def _secret_value() -> SecretStr:
-    value = os.environ.get(SECRET_VALUE_VARIABLE)
-    if value is None:
-        if not sys.stdin.isatty():
-            raise UsageError(f"set {SECRET_VALUE_VARIABLE}, or run in a terminal to be asked")
-        value = getpass.getpass("secret value: ")
+    value = _from_environment_or_prompt(SECRET_VALUE_VARIABLE, "secret value: ")
     if not 1 <= len(value) <= MAX_SECRET_LENGTH or "\x00" in value:
         raise UsageError(f"a secret is 1-{MAX_SECRET_LENGTH} characters, no NUL")
     return SecretStr(value)

@@ -93,11 +93,8 @@ class TenantSecrets:
         """Store ``value`` as the current tenant's secret ``name``, encrypted, and commit."""
         tenant_id = current_tenant_id()
         ciphertext = self._box.seal(tenant_id, name, value)
-        row = await session.get(TenantSecret, (tenant_id, name))
-        if row is None:
-            session.add(TenantSecret(name=name, ciphertext=ciphertext))
-        else:
-            row.ciphertext = ciphertext
+        # merge: the row with this primary key is updated if it exists, else inserted.
+        await session.merge(TenantSecret(tenant_id=tenant_id, name=name, ciphertext=ciphertext))
         await session.commit()
 
     async def get(self, session: AsyncSession, name: str) -> SecretStr | None:
