@@ -193,7 +193,8 @@ def create_app(
         readiness,
         methods=["GET"],
         tags=["platform"],
-        responses=problem_responses(*UNAVAILABLE_ERRORS, takes_input=False),
+        # Only the database can make readiness fail: it is never shed nor given a deadline.
+        responses=problem_responses(DatabaseUnavailableError, CircuitOpenError, takes_input=False),
     )
     app.include_router(
         create_identity_router(),

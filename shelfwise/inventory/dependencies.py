@@ -30,8 +30,9 @@ InventoryServiceDep = Annotated[InventoryService, Depends(get_inventory_service)
 
 
 async def get_stock_report(database: DatabaseDep) -> StockReport:
-    """A StockReport that opens its own sessions: it must not use the request's session."""
-    return StockReport(SqlStockSessions(database.read_session_factory))
+    """A StockReport that opens its own sessions: it must not use the request's session. They
+    are read sessions, so they take the same route, breaker and fallback as a GET's."""
+    return StockReport(SqlStockSessions(lambda: database.session(read_only=True)))
 
 
 StockReportDep = Annotated[StockReport, Depends(get_stock_report)]

@@ -1,7 +1,7 @@
 """SQLAlchemy adapter for the inventory port."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
@@ -53,15 +53,19 @@ class SqlStockRepository:
         return remaining is not None
 
 
-class SqlStockSessions:
-    """Stock repositories, each on a new session from the app's session factory."""
+# Opens a new session: a session factory, or ``Database.session`` with its routing and breaker.
+OpenSession = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
-        self._session_factory = session_factory
+
+class SqlStockSessions:
+    """Stock repositories, each on a new session that ``open_session`` opens."""
+
+    def __init__(self, open_session: OpenSession) -> None:
+        self._open_session = open_session
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[SqlStockRepository]:
-        async with self._session_factory() as session:
+        async with self._open_session() as session:
             yield SqlStockRepository(session)
 
 

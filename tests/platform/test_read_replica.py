@@ -131,6 +131,9 @@ async def test_reads_fall_back_to_the_primary_while_the_replica_is_down(
             assert first.json()["code"] == "database_unavailable"
             assert (await a.get("/books")).status_code == 200  # from the primary
             created = await create_book(a)
+            # The stock report opens sessions of its own: they fall back as well.
+            levels = await a.get("/stock", params={"book_id": created.json()["id"]})
+            assert levels.status_code == 200, levels.text
 
             await replica.heal()
             await asyncio.sleep(RESET_SECONDS)
