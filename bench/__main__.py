@@ -114,6 +114,9 @@ async def run(settings: Settings, server_url: URL) -> int:
         environment = {
             "SHELFWISE_DATABASE_URL": app_url.render_as_string(hide_password=False),
             "SHELFWISE_DATABASE_ADMIN_URL": url.render_as_string(hide_password=False),
+            # From part 12 on the app writes an access line per request; like uvicorn's (off,
+            # see uvicorn_server), it is left out unless SHELFWISE_LOG_LEVEL=INFO asks for it.
+            "SHELFWISE_LOG_LEVEL": os.environ.get("SHELFWISE_LOG_LEVEL", "WARNING"),
         }
         log = RESULTS_DIR / "server.log"
         with uvicorn_server(settings.app_dir, environment, cores.work, log) as server:

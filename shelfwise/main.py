@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import Depends, FastAPI
+from opentelemetry.sdk.trace import TracerProvider
 from pydantic import SecretStr
 from sqlalchemy import make_url
 
@@ -30,6 +31,8 @@ from shelfwise.platform.db import (
 )
 from shelfwise.platform.dependencies import DatabaseDep
 from shelfwise.platform.head import HeadAsGetMiddleware
+from shelfwise.platform.logs import configure_logging
+from shelfwise.platform.metrics import RequestTelemetry, install_metrics
 from shelfwise.platform.problems import (
     install_problem_handlers,
     problem_responses,
@@ -44,6 +47,7 @@ from shelfwise.platform.resilience import (
     OverloadedError,
 )
 from shelfwise.platform.settings import Settings, load_settings
+from shelfwise.platform.tracing import create_tracer_provider, trace_requests, trace_statements
 from shelfwise.tenancy.config import TenantConfig
 from shelfwise.tenancy.flags import FeatureFlags
 from shelfwise.tenancy.orm_filter import install_orm_filter
@@ -59,6 +63,9 @@ from shelfwise.tenancy.secrets import SecretBox, TenantSecrets
 logger = logging.getLogger(__name__)
 
 READINESS_TIMEOUT_SECONDS = 2.0
+# Asked every few seconds by machines (orchestrators, Prometheus): never shed, traced or
+# logged one line each, so that they work under overload and do not drown the requests.
+PROBE_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
 
 # What any route that uses the database may answer instead, with 503 and Retry-After.
 UNAVAILABLE_ERRORS = (
@@ -103,6 +110,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database = Database.connect(
         settings.database.url.get_secret_value(), settings.database, breaker
     )
+    tracer_provider: TracerProvider = app.state.tracer_provider
+    for engine in filter(None, (database.engine, database.replica)):
+        trace_statements(engine, tracer_provider)
     try:
         for session_factory in database.session_factories:
             install_orm_filter(session_factory)
@@ -117,6 +127,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await database.dispose()
+        # Sends the spans still batched; takes up to the exporter's timeout if the collector
+        # is unreachable.
+        tracer_provider.shutdown()
 
 
 async def prepare_database(settings: Settings) -> None:
@@ -158,15 +171,21 @@ async def warn_if_row_level_security_is_off(database: Database) -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, generate_request_id: Callable[[], str] = new_request_id
+    settings: Settings | None = None,
+    *,
+    generate_request_id: Callable[[], str] = new_request_id,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     """Build a new, independent ShelfWise application.
 
     A factory (rather than a module-level ``app``) lets each test and each process build its own
     app with its own settings, with no state shared between them. ``generate_request_id`` makes
-    the ids of requests that arrive without one; tests pass a deterministic one.
+    the ids of requests that arrive without one; tests pass a deterministic one. The app's spans
+    go to ``tracer_provider`` (tests pass one that keeps them in memory); the app shuts it down
+    when it stops.
     """
     settings = settings or load_settings()
+    configure_logging(settings.log)
     app = FastAPI(
         title=settings.app_name,
         lifespan=lifespan,
@@ -176,6 +195,7 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.tracer_provider = tracer_provider or create_tracer_provider()
     # Without a configured key this process draws its own (see AuthSettings).
     secret_key = settings.auth.secret_key or SecretStr(secrets.token_urlsafe(32))
     app.state.token_signer = TokenSigner(
@@ -210,6 +230,7 @@ def create_app(
             ),
         )
     install_problem_handlers(app)
+    metrics = install_metrics(app)
     app.add_middleware(HeadAsGetMiddleware)
     resilience = settings.resilience
     app.add_middleware(
@@ -219,8 +240,12 @@ def create_app(
         max_queued=resilience.max_queued,
         queue_timeout=resilience.queue_timeout_seconds,
         request_timeout=resilience.request_timeout_seconds,
-        exempt=frozenset({"/health", "/health/ready"}),
+        # Probes and scrapes must get through an overload: they are how it is seen.
+        exempt=PROBE_PATHS,
     )
+    app.add_middleware(RequestTelemetry, metrics=metrics, unlogged=PROBE_PATHS)
     # Added last, so it is the outermost middleware: every response, a 500 included, has the id.
     app.add_middleware(RequestIdMiddleware, generate=generate_request_id)
+    # Outside every middleware of ours: the request's span is open while they run.
+    trace_requests(app, app.state.tracer_provider, untraced=PROBE_PATHS)
     return app

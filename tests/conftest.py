@@ -19,6 +19,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from hypothesis import settings
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -43,6 +44,7 @@ from tests.databases import (
     settings_for,
 )
 from tests.factories import PASSWORD, Tenants, TestTenant, seed_tenants
+from tests.observe import LogLines, capture_logs, recording_tracer_provider
 
 # Property tests: the same examples on every run, so a failure reproduces, and no deadline —
 # a loaded CI machine must not fail a test for being slow (speed belongs in benchmarks).
@@ -78,7 +80,10 @@ TIERS = {
         "platform/test_database_errors.py",
         "platform/test_database_faults.py",
         "platform/test_dependencies.py",
+        "platform/test_logs.py",
+        "platform/test_metrics.py",
         "platform/test_read_replica.py",
+        "platform/test_tracing.py",
         "test_api.py",
         "test_api_without_database.py",
         "test_app.py",
@@ -86,11 +91,12 @@ TIERS = {
         "test_fuzz.py",
         "test_hostile_input.py",
         "test_isolation.py",
+        "test_observability.py",
         "test_problems.py",
         "test_tenant_features.py",
     ),
 }
-DATABASE_FIXTURES = {"database_url", "engine", "session", "app", "tenants"}
+DATABASE_FIXTURES = {"database_url", "engine", "session", "app", "tenants", "log_lines"}
 TESTS_DIRECTORY = Path(__file__).parent
 
 
@@ -193,11 +199,26 @@ async def session(engine: AsyncEngine, tenants: Tenants) -> AsyncIterator[AsyncS
 
 
 @pytest.fixture
-async def app(app_settings: Settings, tenants: Tenants) -> AsyncIterator[FastAPI]:
+def spans() -> InMemorySpanExporter:
+    """Every span the test's app finishes, in memory."""
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+async def app(
+    app_settings: Settings, tenants: Tenants, spans: InMemorySpanExporter
+) -> AsyncIterator[FastAPI]:
     """A started app (engine created, schema in place) on a database of its own."""
-    app = create_app(app_settings)
+    app = create_app(app_settings, tracer_provider=recording_tracer_provider(spans))
     async with app.router.lifespan_context(app):
         yield app
+
+
+@pytest.fixture
+def log_lines(app: FastAPI) -> Iterator[LogLines]:
+    """The lines the app logs during the test, parsed from its JSON."""
+    with capture_logs(app.state.settings.log) as lines:
+        yield lines
 
 
 def client_for(app: FastAPI, tenant: TestTenant | None) -> httpx.AsyncClient:

@@ -125,6 +125,14 @@ def _first_line(source: str) -> str:
     return next((line.strip() for line in source.splitlines() if line.strip()), "Code")
 
 
+def _collapsed_source(source: str) -> str | None:
+    """What a collapsed cell that writes a file as a diff shows instead of the whole file."""
+    first = _first_line(source)
+    if not (first.startswith("%%code ") and "--diff" in first.split()):
+        return None
+    return f"{first}\n# The whole file is in this part's end checkpoint; its diff is below."
+
+
 def process_notebook(
     content: str,
     cells: Mapping[str, Mapping[str, Any]],
@@ -196,9 +204,12 @@ def process_notebook(
                 summary.string = _first_line("".join(notebook_cell.get("source", "")))
                 wrapper.wrap(details)
                 details.insert(0, summary)
+                source = "".join(notebook_cell.get("source", ""))
                 # Read on request only: plain text, not a span per token, keeps the page light.
+                # A collapsed "%%code PATH --diff" shows its diff as output; the whole new
+                # file would only repeat it (and it is in the part's end checkpoint).
                 for code in wrapper.select("pre code, div.highlight pre"):
-                    code.string = code.get_text()
+                    code.string = _collapsed_source(source) or code.get_text()
         # Search finds prose and headings; code and outputs would bury them.
         _exclude_from_search(soup, cell)
 

@@ -11,6 +11,7 @@ from shelfwise.identity.repository import SqlAccounts
 from shelfwise.identity.service import AuthService
 from shelfwise.identity.tokens import Principal, TokenSigner
 from shelfwise.platform.dependencies import SessionDep
+from shelfwise.platform.logs import bind_request_fields
 from shelfwise.tenancy.context import tenant_context
 
 TOKEN_PATH = "/auth/token"
@@ -46,6 +47,8 @@ async def authenticate(
     if token is None:
         raise TokenRejectedError("This route needs a bearer token; log in at POST /auth/token.")
     principal = service.verify(token)
+    # Every log line and the trace of the rest of the request say whose it was.
+    bind_request_fields(tenant_id=str(principal.tenant_id), user_id=principal.user_id)
     with tenant_context(principal.tenant_id):
         await service.ensure_allowed(principal)
         yield principal

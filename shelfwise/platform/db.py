@@ -245,6 +245,12 @@ def as_unavailable(error: BaseException, retry_after_seconds: int) -> Unavailabl
     return None
 
 
+def _first_line(error: BaseException) -> str:
+    """The driver's own message, without SQLAlchemy's wrapping (the SQL, a link), bounded."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    return (str(cause).splitlines() or [type(cause).__name__])[0][:200]
+
+
 def sqlstate_of(error: BaseException) -> str | None:
     """The SQLSTATE PostgreSQL reported, whether or not SQLAlchemy wrapped the error."""
     if isinstance(error, DBAPIError):
@@ -390,6 +396,12 @@ class Database:
             unavailable = as_unavailable(error, max(1, retry_after))
             if unavailable is None:
                 raise
+            # The client sees the problem's code; the log keeps what the database said.
+            logger.warning(
+                "database error answered %s",
+                unavailable.code,
+                extra={"sqlstate": sqlstate_of(error), "database_said": _first_line(error)},
+            )
             raise unavailable from error
 
     async def dispose(self) -> None:

@@ -236,7 +236,9 @@ def problem_response(
     errors: Sequence[FieldError] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> ProblemResponse:
-    """A response carrying one occurrence of ``problem_type``."""
+    """A response carrying one occurrence of ``problem_type``. Its code is kept on
+    ``request.state.problem_code`` for the request's metrics and log line."""
+    request.state.problem_code = problem_type.code
     problem = Problem(
         type=problem_type.uri,
         title=problem_type.title,
@@ -408,14 +410,8 @@ class UnhandledErrorMiddleware:
             await self._app(scope, receive, send_and_track)
         except Exception:
             request = Request(scope)
-            request_id = request_id_of(request)
-            logger.exception(
-                "Unhandled error in %s %s (request id %s)",
-                request.method,
-                request.url.path,
-                request_id,
-                extra={"request_id": request_id},
-            )
+            # The log line carries the request's id, tenant and trace from context.
+            logger.exception("Unhandled error in %s %s", request.method, request.url.path)
             if response_started:
                 raise  # too late to answer with a problem; the server drops the connection
             detail = "The server failed unexpectedly. Quote the request id when you report it."

@@ -1,8 +1,8 @@
 """A request id for every request: accepted from the caller when sane, else generated.
 
 The id is echoed in the ``X-Request-ID`` response header, stored on ``request.state`` for
-handlers, and included in every problem response and in the log, so one id connects a client's
-report to the server's log lines.
+handlers, included in every problem response, bound to every log line of the request and set
+on its trace, so one id connects a client's report to the server's log lines and spans.
 """
 
 import re
@@ -12,6 +12,8 @@ from uuid import uuid4
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shelfwise.platform.logs import bind_request_fields, request_scope
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An id from outside ends up in logs and headers: accept only short, plain tokens.
@@ -58,4 +60,7 @@ class RequestIdMiddleware:
                 MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
             await send(message)
 
-        await self._app(scope, receive, send_with_request_id)
+        # Whatever the request binds for its log lines ends with it.
+        with request_scope():
+            bind_request_fields(request_id=request_id)
+            await self._app(scope, receive, send_with_request_id)

@@ -88,6 +88,17 @@ class ResilienceSettings(BaseSettings):
     breaker_reset_seconds: float = Field(default=5.0, gt=0, le=600)
 
 
+class LoggingSettings(BaseSettings):
+    """What the process logs, and how. Traces follow OpenTelemetry's own ``OTEL_*`` variables
+    (see ``shelfwise.platform.tracing``)."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{PREFIX}LOG_")
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # One JSON object per line for log collectors; "console" for a person at a terminal.
+    format: Literal["json", "console"] = "json"
+
+
 class Settings(BaseSettings):
     """Configuration for one ShelfWise process."""
 
@@ -99,6 +110,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
+    log: LoggingSettings = Field(default_factory=LoggingSettings)
     # Values for every tenant without an override of its own, by setting key, as JSON:
     # SHELFWISE_TENANT_DEFAULTS='{"orders.bulk_discount_tiers": [[20, "7.5"]]}'.
     tenant_defaults: dict[str, JsonValue] = Field(default_factory=dict)
@@ -127,6 +139,16 @@ class SettingsError(Exception):
     """The environment holds settings that do not validate; one line per variable."""
 
 
+# The groups of settings, each read from variables with its own prefix.
+SETTINGS_GROUPS: tuple[type[BaseSettings], ...] = (
+    DatabaseSettings,
+    AuthSettings,
+    SecretsSettings,
+    ResilienceSettings,
+    LoggingSettings,
+)
+
+
 def load_settings(**overrides: Any) -> Settings:
     """``Settings()`` from the environment, or ``SettingsError`` naming each bad variable."""
     try:
@@ -136,13 +158,7 @@ def load_settings(**overrides: Any) -> Settings:
     except pydantic_settings.SettingsError as error:
         # A list or dict variable that is not JSON fails before validation, naming the field.
         field = re.search(r'field "(\w+)"', str(error))
-        groups: list[type[BaseSettings]] = [
-            DatabaseSettings,
-            AuthSettings,
-            SecretsSettings,
-            ResilienceSettings,
-            Settings,
-        ]
+        groups: list[type[BaseSettings]] = [*SETTINGS_GROUPS, Settings]
         variables = [
             _variable(group, field.group(1))
             for group in groups
@@ -154,11 +170,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def _named(error: ValidationError) -> list[str]:
-    groups = {
-        group.__name__: group
-        for group in (DatabaseSettings, AuthSettings, SecretsSettings, ResilienceSettings)
-    }
-    group = groups.get(error.title, Settings)
+    group = {group.__name__: group for group in SETTINGS_GROUPS}.get(error.title, Settings)
     lines = []
     for each in error.errors():
         # Only pydantic's message: the input, which may be a secret, is never echoed back.

@@ -473,10 +473,9 @@ def test_screenshot_of_a_part_page(browser: Browser, tmp_path: Path, width: int)
 # --- the built site's links, search index, weight and reading order -------------------
 
 _REF_ATTRS = {"a": "href", "img": "src", "link": "href", "script": "src", "source": "src"}
-# Bytes: a part page. Part 11 (the most files changed of any part so far) weighs ~420 KB,
-# ~110 KB compressed; most of it is collapsed full files, plain text behind a <details>. If a
-# later part needs more, render collapsed %%code --diff cells without their full text (the diff
-# is shown, and the file is in the checkpoint) rather than raise this again.
+# Bytes: a part page. Most of a heavy page is collapsed new files, plain text behind a
+# <details>; a collapsed "%%code PATH --diff" cell shows only its diff (the file is in the
+# checkpoint). Split a part that outgrows this rather than raise it.
 SIZE_LIMIT = 450_000
 # Bytes of search-index text per page: prose runs to ~25 KB for the longest part; a code dump
 # or the outputs of a page would be several times that. (A limit on the whole index would
@@ -821,6 +820,20 @@ def fixture_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         },
         {
             "cell_type": "code",
+            "id": "hidden-diff",
+            "metadata": {"jupyter": {"source_hidden": True}},
+            "source": "%%code app/settings.py --diff\nKEPT_AS_IT_WAS = 0\nADDED_BY_THE_PART = 1\n",
+            "outputs": [
+                {
+                    "output_type": "stream",
+                    "name": "stdout",
+                    "text": "--- a/app/settings.py\n+++ b/app/settings.py\n"
+                    "+ADDED_BY_THE_PART = 1\n",
+                }
+            ],
+        },
+        {
+            "cell_type": "code",
             "id": "plot-alt",
             "metadata": {"alt": "Bar chart of request latency"},
             "source": "plot()",
@@ -880,7 +893,18 @@ def test_fixture_site_collapsed_cell(fixture_site: Path) -> None:
     assert summary and summary[1] == "%%code tests/test_api.py"
     assert "test_ok" in visible_text(found[1]), "the input is not inside the <details>"
     assert "✎ tests/test_api.py — new file" in visible_text(dom[found.end() :])
-    assert dom.count('class="sw-hidden-input"') == 1, "only the collapsed cell is collapsed"
+    assert dom.count('class="sw-hidden-input"') == 2, "only the collapsed cells are collapsed"
+
+
+def test_fixture_site_collapsed_diff_cell_shows_the_diff_not_the_whole_file(
+    fixture_site: Path,
+) -> None:
+    """A collapsed "%%code PATH --diff" cell: its diff is the output; the whole file would
+    only make the page heavier (it is in the checkpoint)."""
+    text = visible_text(built_page(fixture_site, "parts/part-01-alpha/"))
+    assert "%%code app/settings.py --diff" in text
+    assert "+ADDED_BY_THE_PART = 1" in text
+    assert "KEPT_AS_IT_WAS" not in text
 
 
 def test_line_spans_close_and_reopen_tags_across_lines() -> None:
