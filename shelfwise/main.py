@@ -98,6 +98,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     They live on ``app.state``, never in module globals, so every app has its own.
     """
+    tracer_provider: TracerProvider = app.state.tracer_provider
+    try:
+        async with connected_database(app):
+            yield
+    finally:
+        # However the app stops: sends the spans still batched (this takes up to the
+        # exporter's timeout when the collector is unreachable).
+        tracer_provider.shutdown()
+
+
+@asynccontextmanager
+async def connected_database(app: FastAPI) -> AsyncIterator[None]:
+    """The database, traced, and the per-process tenant services on ``app.state``, for as
+    long as the block runs."""
     settings: Settings = app.state.settings
     await prepare_database(settings)
     resilience = settings.resilience
@@ -110,10 +124,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database = Database.connect(
         settings.database.url.get_secret_value(), settings.database, breaker
     )
-    tracer_provider: TracerProvider = app.state.tracer_provider
-    for engine in filter(None, (database.engine, database.replica)):
-        trace_statements(engine, tracer_provider)
     try:
+        for engine in filter(None, (database.engine, database.replica)):
+            trace_statements(engine, app.state.tracer_provider)
         for session_factory in database.session_factories:
             install_orm_filter(session_factory)
             install_row_security(session_factory)
@@ -127,9 +140,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await database.dispose()
-        # Sends the spans still batched; takes up to the exporter's timeout if the collector
-        # is unreachable.
-        tracer_provider.shutdown()
 
 
 async def prepare_database(settings: Settings) -> None:
@@ -246,6 +256,7 @@ def create_app(
     app.add_middleware(RequestTelemetry, metrics=metrics, unlogged=PROBE_PATHS)
     # Added last, so it is the outermost middleware: every response, a 500 included, has the id.
     app.add_middleware(RequestIdMiddleware, generate=generate_request_id)
-    # Outside every middleware of ours: the request's span is open while they run.
+    # Its middleware goes outside every other, whenever this is called: the request's span
+    # is open while they all run. It must be called before the app serves a request.
     trace_requests(app, app.state.tracer_provider, untraced=PROBE_PATHS)
     return app

@@ -68,7 +68,7 @@ async def test_a_failed_order_is_traced_from_its_request_id_to_the_statement_and
     assert (access["route"], access["status"]) == ("/orders", 503)
     assert access["tenant_id"] == str(tenants.a.id)
     (cause,) = [line for line in lines if line["logger"] == "shelfwise.platform.db"]
-    assert cause["sqlstate"] == "57014"  # query_canceled: the statement timeout
+    assert (cause["problem"], cause["sqlstate"]) == ("database_timeout", "57014")
     assert "statement timeout" in cause["database_said"]
     assert {line["trace_id"] for line in lines} == {access["trace_id"]}
 

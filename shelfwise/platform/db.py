@@ -398,9 +398,12 @@ class Database:
                 raise
             # The client sees the problem's code; the log keeps what the database said.
             logger.warning(
-                "database error answered %s",
-                unavailable.code,
-                extra={"sqlstate": sqlstate_of(error), "database_said": _first_line(error)},
+                "database error answered with a problem",
+                extra={
+                    "problem": unavailable.code,
+                    "sqlstate": sqlstate_of(error),
+                    "database_said": _first_line(error),
+                },
             )
             raise unavailable from error
 

@@ -23,4 +23,11 @@ class HeadAsGetMiddleware:
                 message = {**message, "body": b""}
             await send(message)
 
-        await self._app({**scope, "method": "GET"}, receive, send_headers_only)
+        as_get = {**scope, "method": "GET"}
+        try:
+            await self._app(as_get, receive, send_headers_only)
+        finally:
+            # The router records the route it matched in the scope it was given; hand it out
+            # to the middleware around this one, which label metrics and logs by route.
+            if "route" in as_get:
+                scope["route"] = as_get["route"]

@@ -22,11 +22,14 @@ from shelfwise.platform.settings import LoggingSettings
 
 
 def add_trace_ids(_logger: Any, _method: str, event: EventDict) -> EventDict:
-    """Add the current span's ids, in the hex form tracing backends search by."""
+    """Add the current span's ids, in the hex form tracing backends search by, and whether
+    the trace was sampled: an unsampled trace's id still matches other services' lines, but
+    the tracing backend has no trace under it."""
     span_context = trace.get_current_span().get_span_context()
     if span_context.is_valid:
         event["trace_id"] = format(span_context.trace_id, "032x")
         event["span_id"] = format(span_context.span_id, "016x")
+        event["trace_sampled"] = span_context.trace_flags.sampled
     return event
 
 

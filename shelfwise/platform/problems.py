@@ -410,8 +410,10 @@ class UnhandledErrorMiddleware:
             await self._app(scope, receive, send_and_track)
         except Exception:
             request = Request(scope)
-            # The log line carries the request's id, tenant and trace from context.
-            logger.exception("Unhandled error in %s %s", request.method, request.url.path)
+            # The request's id, tenant and trace come from context; the traceback with it.
+            logger.exception(
+                "unhandled error", extra={"method": request.method, "path": request.url.path}
+            )
             if response_started:
                 raise  # too late to answer with a problem; the server drops the connection
             detail = "The server failed unexpectedly. Quote the request id when you report it."

@@ -31,12 +31,14 @@ OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TR
 def create_tracer_provider() -> TracerProvider:
     """A provider for one app, exporting over OTLP when an endpoint is configured.
 
-    ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` name the service; "shelfwise" by
-    default. A batch processor, never the simple one: that one exports as each span ends,
-    and an unreachable collector would then stall every request.
+    ``OTEL_SERVICE_NAME`` or ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES`` name the
+    service; "shelfwise" when neither does. A batch processor, never the simple one: that one
+    exports as each span ends, and an unreachable collector would then stall every request.
     """
-    named = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: DEFAULT_SERVICE_NAME}
-    provider = TracerProvider(resource=Resource.create(named))
+    resource = Resource.create()  # from the OTEL_* variables
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
+    provider = TracerProvider(resource=resource)
     if any(os.environ.get(variable) for variable in OTLP_ENDPOINT_VARIABLES):
         # Imported only when used: the exporter pulls in protobuf.
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (

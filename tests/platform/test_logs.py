@@ -34,6 +34,7 @@ async def test_every_line_of_a_request_carries_its_request_tenant_user_and_trace
     assert (line["status"], line["problem"]) == (404, "book_not_found")
     assert (line["tenant_id"], line["user_id"]) == (str(tenants.a.id), tenants.a.user_id)
     assert len(line["trace_id"]) == TRACE_ID_LENGTH
+    assert line["trace_sampled"] is True
     assert line["duration_ms"] >= 0
 
 

@@ -38,11 +38,13 @@ async def test_requests_are_counted_by_route_template_never_by_path(
         await client.get(f"/books/{book_id}")
     for n in range(10):
         await client.get(f"/no-such-page/{n}")
+    await client.head("/books/1")  # answered as a GET, counted as the HEAD it was
 
     counts = samples(await scrape(client), DURATION_COUNT)
 
     assert counts[labels(method="GET", route="/books/{book_id}", status_class="4xx")] == 30
     assert counts[labels(method="GET", route=NO_ROUTE, status_class="4xx")] == 10
+    assert counts[labels(method="HEAD", route="/books/{book_id}", status_class="4xx")] == 1
     assert not any("/books/1" in dict(key)["route"] for key in counts)
 
 

@@ -149,12 +149,27 @@ def test_spans_are_exported_over_otlp_when_an_endpoint_is_set(
     assert provider.resource.attributes[SERVICE_NAME] == "shelfwise-eu-1"
 
 
+def test_the_resource_attributes_variable_can_name_the_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.setenv(
+        "OTEL_RESOURCE_ATTRIBUTES", "service.name=books-eu,deployment.environment=eu"
+    )
+
+    provider = create_tracer_provider()
+
+    assert provider.resource.attributes[SERVICE_NAME] == "books-eu"
+    assert provider.resource.attributes["deployment.environment"] == "eu"
+
+
 def test_without_an_endpoint_spans_are_still_made_for_the_logs_trace_ids(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for variable in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
     provider = create_tracer_provider()
 
     with provider.get_tracer("test").start_as_current_span("work") as span:
