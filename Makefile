@@ -58,10 +58,13 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP)  ## create .venv with the locked dependencies
 
-lock: setup  ## re-resolve requirements.lock from pyproject.toml
+lock: setup  ## re-resolve requirements.lock (everything) and requirements-runtime.lock (the image's)
 	$(UV) pip compile pyproject.toml --group dev --group workbook --group docs \
 		--generate-hashes --universal --python-version 3.11 --no-header --quiet \
 		-o requirements.lock
+	$(UV) pip compile pyproject.toml -c requirements.lock \
+		--generate-hashes --universal --python-version 3.11 --no-header --quiet \
+		-o requirements-runtime.lock
 
 # --- the main jobs ----------------------------------------------------------------------
 
