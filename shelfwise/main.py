@@ -47,7 +47,12 @@ from shelfwise.platform.resilience import (
     OverloadedError,
 )
 from shelfwise.platform.settings import Settings, load_settings
-from shelfwise.platform.tracing import create_tracer_provider, trace_requests, trace_statements
+from shelfwise.platform.tracing import (
+    accept_trace_context_only,
+    create_tracer_provider,
+    trace_requests,
+    trace_statements,
+)
 from shelfwise.tenancy.config import TenantConfig
 from shelfwise.tenancy.flags import FeatureFlags
 from shelfwise.tenancy.orm_filter import install_orm_filter
@@ -196,6 +201,7 @@ def create_app(
     """
     settings = settings or load_settings()
     configure_logging(settings.log)
+    accept_trace_context_only()
     app = FastAPI(
         title=settings.app_name,
         lifespan=lifespan,

@@ -109,6 +109,9 @@ def configure_logging(settings: LoggingSettings, stream: TextIO | None = None) -
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # One warning per malformed entry of a caller's baggage header (if OTEL_PROPAGATORS turns
+    # baggage on): a caller must not choose how much the service logs.
+    logging.getLogger("opentelemetry.baggage.propagation").setLevel(logging.ERROR)
 
 
 @contextmanager

@@ -40,6 +40,7 @@ NO_ROUTE = "<no route>"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 access_log = structlog.stdlib.get_logger("shelfwise.access")
+MAX_LOGGED_PATH = 200  # characters of a request's path on its access line
 
 
 class HttpMetrics:
@@ -113,7 +114,8 @@ class RequestTelemetry:
     def _log(scope: Scope, status: int, seconds: float) -> None:
         fields = {
             "method": scope["method"],
-            "path": scope["path"],
+            # The path is the client's: bounded (a URL may be 64 KB, and JSON escapes grow it).
+            "path": scope["path"][:MAX_LOGGED_PATH],
             "route": route_template(scope),
             "status": status,
             "duration_ms": round(seconds * 1000, 1),

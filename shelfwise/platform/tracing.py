@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import httpx
 from fastapi import FastAPI
+from opentelemetry import propagate
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
@@ -22,6 +23,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.semconv.metrics import MetricInstruments
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 DEFAULT_SERVICE_NAME = "shelfwise"
@@ -47,6 +49,15 @@ def create_tracer_provider() -> TracerProvider:
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider
+
+
+def accept_trace_context_only() -> None:
+    """Read only the W3C trace context (``traceparent``, ``tracestate``) from callers, not
+    ``baggage``. ShelfWise uses no baggage, and OpenTelemetry logs a warning for each malformed
+    entry of that header: one crafted request made the service write 2,731 lines, none with a
+    request id. Process-wide, like OpenTelemetry's setting; ``OTEL_PROPAGATORS`` overrides it."""
+    if "OTEL_PROPAGATORS" not in os.environ:
+        propagate.set_global_textmap(TraceContextTextMapPropagator())
 
 
 def trace_requests(app: FastAPI, provider: TracerProvider, untraced: Iterable[str] = ()) -> None:

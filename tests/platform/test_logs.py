@@ -68,6 +68,16 @@ async def test_nothing_a_request_bound_reaches_the_next_request_or_the_caller(
     assert structlog.contextvars.get_contextvars() == {}
 
 
+async def test_a_long_path_is_cut_on_the_access_line(
+    client: httpx.AsyncClient, log_lines: LogLines
+) -> None:
+    await client.get("/books/" + "%01" * 5000, headers={REQUEST_ID_HEADER: "long-1"})
+
+    (line,) = log_lines.where(request_id="long-1")
+    assert line["path"].startswith("/books/\x01")
+    assert len(line["path"]) == 200
+
+
 async def test_probes_and_scrapes_get_no_access_line(
     client: httpx.AsyncClient, log_lines: LogLines
 ) -> None:

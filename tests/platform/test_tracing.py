@@ -15,6 +15,7 @@ from opentelemetry.trace import SpanKind
 from shelfwise.platform.request_id import REQUEST_ID_HEADER
 from shelfwise.platform.tracing import create_tracer_provider, trace_http_client
 from tests.factories import Tenants
+from tests.observe import LogLines
 
 CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN_ID = "00f067aa0ba902b7"
@@ -74,6 +75,18 @@ async def test_an_instrumented_http_client_passes_its_trace_to_the_service_it_ca
     (served,) = [s for s in finished if s.name == "GET /books"]
     assert served.parent is not None and caller.context is not None
     assert served.parent.span_id == caller.context.span_id
+
+
+async def test_a_crafted_baggage_header_does_not_make_the_service_log_a_line_per_entry(
+    anonymous_client: httpx.AsyncClient, log_lines: LogLines
+) -> None:
+    # 2,730 malformed entries: OpenTelemetry's baggage reader warns once per entry.
+    crafted = b",".join([b"\xe9"] * 2730)
+
+    await anonymous_client.get("/books", headers={b"baggage": crafted})
+
+    # The access line only (and the test client's own line about its request).
+    assert [line["logger"] for line in log_lines.all()] == ["shelfwise.access", "httpx"]
 
 
 async def test_probes_and_scrapes_are_not_traced(
