@@ -81,6 +81,9 @@ lab: setup  ## open JupyterLab on the notebooks (PORT=8888)
 # finished app installed in .venv) and the scratch database is git-ignored. From part 9 on the
 # API needs a login: `python -m shelfwise create-demo` opens two demo tenants first (it is safe
 # to repeat, and prints the credentials).
+# From part 12 on the app logs JSON for a log collector; at a terminal, aligned text reads
+# better (SHELFWISE_LOG_FORMAT=json make serve for the production format).
+serve: export SHELFWISE_LOG_FORMAT ?= console
 serve: setup  ## run the service on SQLite at http://127.0.0.1:8000/docs (PART=5: part 5's app)
 ifdef PART
 	@app=$$($(PY) -m workbook app-dir '$(PART)') || exit 2; \
