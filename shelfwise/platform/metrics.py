@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shelfwise.platform.db import Database
+from shelfwise.platform.problems import problem_code_of
 from shelfwise.platform.resilience import CircuitBreaker, CircuitState
 
 # A request no route answered: an unknown path, or one refused before routing (shed). One
@@ -61,14 +62,14 @@ class HttpMetrics:
             registry=registry,
         )
 
-    def observe(self, scope: Scope, status: int, seconds: float) -> None:
-        """Count one answered request; ``scope`` is read after the app has routed it."""
-        method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
-        route = route_template(scope)
+    def observe(
+        self, method: str, route: str, status: int, seconds: float, problem: str | None
+    ) -> None:
+        """Count one answered request, and its problem if it was answered with one."""
+        method = method if method in KNOWN_METHODS else "other"
         self.duration.labels(method, route, f"{status // 100}xx").observe(seconds)
-        code = scope.get("state", {}).get("problem_code")
-        if code is not None:
-            self.problems.labels(route, code).inc()
+        if problem is not None:
+            self.problems.labels(route, problem).inc()
 
 
 def route_template(scope: Scope) -> str:
@@ -106,21 +107,22 @@ class RequestTelemetry:
             await self._app(scope, receive, send_and_record_status)
         finally:
             seconds = time.perf_counter() - started
-            self._metrics.observe(scope, status, seconds)
+            # Read after the app has answered: routing and the problem have been recorded.
+            route, problem = route_template(scope), problem_code_of(scope)
+            self._metrics.observe(scope["method"], route, status, seconds, problem)
             if scope["path"] not in self._unlogged:
-                self._log(scope, status, seconds)
+                self._log(scope, route, status, seconds, problem)
 
     @staticmethod
-    def _log(scope: Scope, status: int, seconds: float) -> None:
+    def _log(scope: Scope, route: str, status: int, seconds: float, problem: str | None) -> None:
         fields = {
             "method": scope["method"],
             # The path is the client's: bounded (a URL may be 64 KB, and JSON escapes grow it).
             "path": scope["path"][:MAX_LOGGED_PATH],
-            "route": route_template(scope),
+            "route": route,
             "status": status,
             "duration_ms": round(seconds * 1000, 1),
         }
-        problem = scope.get("state", {}).get("problem_code")
         if problem is not None:
             fields["problem"] = problem
         access_log.log(logging.WARNING if status >= 500 else logging.INFO, "request", **fields)

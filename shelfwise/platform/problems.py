@@ -203,6 +203,12 @@ def _domain_error_classes() -> list[type[DomainError]]:
     return found
 
 
+def problem_code_of(scope: Scope) -> str | None:
+    """The code of the problem the request in ``scope`` was answered with, if it was one."""
+    code: str | None = scope.get("state", {}).get("problem_code")
+    return code
+
+
 def problem_responses(
     *errors: type[DomainError], takes_input: bool = True
 ) -> dict[int | str, dict[str, Any]]:

