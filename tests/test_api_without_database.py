@@ -18,7 +18,10 @@ from shelfwise.identity.tokens import Principal
 from shelfwise.main import create_app
 from shelfwise.orders.dependencies import get_order_service
 from shelfwise.orders.service import OrderService
+from shelfwise.platform.cache import TwoLevelCache
+from shelfwise.tenancy.cache import TenantCache
 from shelfwise.tenancy.context import tenant_context
+from shelfwise.tenancy.dependencies import get_tenant_cache
 from tests.catalog.fakes import InMemoryAuthorRepository, InMemoryBookRepository
 from tests.factories import a_book, an_author
 from tests.inventory.fakes import InMemoryStockRepository
@@ -39,6 +42,9 @@ def app() -> FastAPI:
     app = create_app()
     # Who is calling is checked against the database too; here the caller is simply given.
     app.dependency_overrides[authenticate] = signed_in_as_tenant_1
+    # The lifespan makes the cache; here it is an in-process one of the test's own.
+    cache = TenantCache(TwoLevelCache(l1_max_entries=100, l1_ttl_seconds=60), ttl_seconds=60)
+    app.dependency_overrides[get_tenant_cache] = lambda: cache
     return app
 
 

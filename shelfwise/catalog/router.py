@@ -1,8 +1,12 @@
-"""HTTP endpoints of the catalog: translate JSON to service calls and back, nothing more."""
+"""HTTP endpoints of the catalog: translate JSON to service calls and back, nothing more.
+
+Reads answer from the cache when they can; every route that writes tells the cache, after
+its commit.
+"""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Query, Response, status
 
 from shelfwise.catalog.dependencies import AuthorServiceDep, BookServiceDep
 from shelfwise.catalog.errors import (
@@ -26,6 +30,8 @@ from shelfwise.platform.money import InvalidCurrencyError
 from shelfwise.platform.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, InvalidPageError
 from shelfwise.platform.problems import problem_responses
 from shelfwise.platform.schemas import MAX_INT, NO_NUL, Id, PageModel, WholeNumber
+from shelfwise.tenancy.cache import cached_json
+from shelfwise.tenancy.dependencies import TenantCacheDep
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE), WholeNumber]
 Offset = Annotated[int, Query(ge=0, le=MAX_INT), WholeNumber]
@@ -34,25 +40,45 @@ SearchText = Annotated[
 ]
 
 
-async def create_author(body: AuthorCreate, authors: AuthorServiceDep) -> AuthorRead:
+# Entities as the cache knows them: a write to one makes all its cached reads stale.
+AUTHOR = "author"
+BOOK = "book"
+
+
+async def create_author(
+    body: AuthorCreate, authors: AuthorServiceDep, cache: TenantCacheDep
+) -> AuthorRead:
     """Add an author."""
-    return AuthorRead.from_author(await authors.create_author(body.name))
+    author = await authors.create_author(body.name)
+    await cache.changed(AUTHOR)
+    return AuthorRead.from_author(author)
 
 
 async def list_authors(
-    authors: AuthorServiceDep, limit: Limit = DEFAULT_PAGE_SIZE, offset: Offset = 0
-) -> PageModel[AuthorRead]:
+    authors: AuthorServiceDep,
+    cache: TenantCacheDep,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    offset: Offset = 0,
+) -> Response:
     """List authors in id order, one page at a time."""
-    page = await authors.list_authors(limit=limit, offset=offset)
-    return PageModel[AuthorRead].from_page(page, AuthorRead.from_author)
+
+    async def produce() -> PageModel[AuthorRead]:
+        page = await authors.list_authors(limit=limit, offset=offset)
+        return PageModel[AuthorRead].from_page(page, AuthorRead.from_author)
+
+    return await cached_json(cache, AUTHOR, f"page:{limit}:{offset}", produce)
 
 
-async def get_author(author_id: Id, authors: AuthorServiceDep) -> AuthorRead:
+async def get_author(author_id: Id, authors: AuthorServiceDep, cache: TenantCacheDep) -> Response:
     """Return one author."""
-    return AuthorRead.from_author(await authors.get_author(author_id))
+
+    async def produce() -> AuthorRead:
+        return AuthorRead.from_author(await authors.get_author(author_id))
+
+    return await cached_json(cache, AUTHOR, str(author_id), produce)
 
 
-async def create_book(body: BookCreate, books: BookServiceDep) -> BookRead:
+async def create_book(body: BookCreate, books: BookServiceDep, cache: TenantCacheDep) -> BookRead:
     """Add a book to the catalog."""
     new_book = NewBook(
         isbn=body.isbn,
@@ -63,33 +89,50 @@ async def create_book(body: BookCreate, books: BookServiceDep) -> BookRead:
         category=body.category,
         publication_year=body.publication_year,
     )
-    return BookRead.from_book(await books.create_book(new_book))
+    book = await books.create_book(new_book)
+    await cache.changed(BOOK)
+    return BookRead.from_book(book)
 
 
 async def import_books(
-    csv_text: Annotated[str, Body(media_type="text/csv", min_length=1)], books: BookServiceDep
+    csv_text: Annotated[str, Body(media_type="text/csv", min_length=1)],
+    books: BookServiceDep,
+    cache: TenantCacheDep,
 ) -> ImportReportRead:
     """Add books from a CSV file; rows that break a rule are reported, the others imported."""
-    return ImportReportRead.from_report(await import_books_csv(csv_text, books))
+    report = await import_books_csv(csv_text, books)
+    await cache.changed(BOOK)
+    return ImportReportRead.from_report(report)
 
 
 async def list_books(
     books: BookServiceDep,
+    cache: TenantCacheDep,
     limit: Limit = DEFAULT_PAGE_SIZE,
     offset: Offset = 0,
     q: SearchText = None,
-) -> PageModel[BookRead]:
+) -> Response:
     """List books in id order, or only those matching ``q``, one page at a time."""
-    if q is None:
-        page = await books.list_books(limit=limit, offset=offset)
-    else:
-        page = await books.search_books(q, limit=limit, offset=offset)
-    return PageModel[BookRead].from_page(page, BookRead.from_book)
+
+    async def produce() -> PageModel[BookRead]:
+        if q is None:
+            page = await books.list_books(limit=limit, offset=offset)
+        else:
+            page = await books.search_books(q, limit=limit, offset=offset)
+        return PageModel[BookRead].from_page(page, BookRead.from_book)
+
+    if q is not None:  # searches are too many and too varied to be worth keeping
+        return Response((await produce()).model_dump_json(), media_type="application/json")
+    return await cached_json(cache, BOOK, f"page:{limit}:{offset}", produce)
 
 
-async def get_book(book_id: Id, books: BookServiceDep) -> BookRead:
+async def get_book(book_id: Id, books: BookServiceDep, cache: TenantCacheDep) -> Response:
     """Return one book with its author's name."""
-    return BookRead.from_book(await books.get_book(book_id))
+
+    async def produce() -> BookRead:
+        return BookRead.from_book(await books.get_book(book_id))
+
+    return await cached_json(cache, BOOK, str(book_id), produce)
 
 
 def create_router() -> APIRouter:
@@ -103,12 +146,17 @@ def create_router() -> APIRouter:
         responses=problem_responses(),
     )
     router.add_api_route(
-        "/authors", list_authors, methods=["GET"], responses=problem_responses(InvalidPageError)
+        "/authors",
+        list_authors,
+        methods=["GET"],
+        response_model=PageModel[AuthorRead],
+        responses=problem_responses(InvalidPageError),
     )
     router.add_api_route(
         "/authors/{author_id}",
         get_author,
         methods=["GET"],
+        response_model=AuthorRead,
         responses=problem_responses(AuthorNotFoundError),
     )
     router.add_api_route(
@@ -131,12 +179,17 @@ def create_router() -> APIRouter:
         responses=problem_responses(InvalidCsvError),
     )
     router.add_api_route(
-        "/books", list_books, methods=["GET"], responses=problem_responses(InvalidPageError)
+        "/books",
+        list_books,
+        methods=["GET"],
+        response_model=PageModel[BookRead],
+        responses=problem_responses(InvalidPageError),
     )
     router.add_api_route(
         "/books/{book_id}",
         get_book,
         methods=["GET"],
+        response_model=BookRead,
         responses=problem_responses(BookNotFoundError),
     )
     return router

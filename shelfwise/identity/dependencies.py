@@ -13,8 +13,13 @@ from shelfwise.identity.tokens import Principal, TokenSigner
 from shelfwise.platform.dependencies import SessionDep
 from shelfwise.platform.logs import bind_request_fields
 from shelfwise.tenancy.context import tenant_context
+from shelfwise.tenancy.dependencies import TenantCacheDep
 
 TOKEN_PATH = "/auth/token"
+# The cache's name for the answer to "may this user still act?": the CLI invalidates it when
+# it suspends or reactivates a tenant.
+ACCOUNT = "account"
+ALLOWED = b"allowed"
 # Reads "Authorization: Bearer <token>", and tells the interactive docs where to log in.
 # auto_error=False: a missing token is our own 401 problem, not FastAPI's plain error.
 bearer_token = OAuth2PasswordBearer(tokenUrl=TOKEN_PATH, auto_error=False)
@@ -37,12 +42,15 @@ AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
 async def authenticate(
-    token: Annotated[str | None, Depends(bearer_token)], service: AuthServiceDep
+    token: Annotated[str | None, Depends(bearer_token)],
+    service: AuthServiceDep,
+    cache: TenantCacheDep,
 ) -> AsyncIterator[Principal]:
     """The verified caller; for the rest of the request, their tenant is the current tenant.
 
     The tenant comes from the signed token and nothing else: no header, path or body can
-    choose it.
+    choose it. Whether the account may still act is cached (only a yes: a refusal is always
+    asked of the database again).
     """
     if token is None:
         raise TokenRejectedError("This route needs a bearer token; log in at POST /auth/token.")
@@ -50,7 +58,12 @@ async def authenticate(
     # Every log line and the trace of the rest of the request say whose it was.
     bind_request_fields(tenant_id=str(principal.tenant_id), user_id=principal.user_id)
     with tenant_context(principal.tenant_id):
-        await service.ensure_allowed(principal)
+
+        async def allowed() -> bytes:
+            await service.ensure_allowed(principal)
+            return ALLOWED
+
+        await cache.read(ACCOUNT, str(principal.user_id), allowed)
         yield principal
 
 

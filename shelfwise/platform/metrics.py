@@ -26,11 +26,12 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shelfwise.platform.cache import TwoLevelCache
 from shelfwise.platform.db import Database
 from shelfwise.platform.problems import problem_code_of
 from shelfwise.platform.resilience import CircuitBreaker, CircuitState
@@ -129,8 +130,8 @@ class RequestTelemetry:
 
 
 class DatabaseCollector(Collector):
-    """The state of an app's database at scrape time: each circuit breaker's state, and the
-    connections each pool has lent out and keeps idle."""
+    """The state of an app's database at scrape time: each circuit breaker's state (the
+    cache's Redis has one too), and the connections each pool has lent out and keeps idle."""
 
     def __init__(self, app: FastAPI) -> None:
         self._app = app
@@ -149,14 +150,51 @@ class DatabaseCollector(Collector):
             "Connections in each server's pool, lent out or idle.",
             labels=["server", "state"],
         )
-        for server, breaker, engine in _servers(database):
+        breakers = [(server, breaker) for server, breaker, _ in _servers(database)]
+        cache: TwoLevelCache | None = getattr(self._app.state, "cache", None)
+        if cache is not None and cache.redis is not None:
+            breakers.append(("redis", cache.breaker))
+        for server, breaker in breakers:
             for circuit_state in CircuitState:
                 is_current = float(breaker.state is circuit_state)
                 circuit.add_metric([server, circuit_state.value], is_current)
+        for server, _, engine in _servers(database):
             for use, count in _pool_counts(engine.pool):
                 pool.add_metric([server, use], count)
         yield circuit
         yield pool
+
+
+class CacheCollector(Collector):
+    """What an app's cache did: lookups by outcome, and Redis calls that failed."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+
+    def collect(self) -> Iterable[Metric]:
+        cache: TwoLevelCache | None = getattr(self._app.state, "cache", None)
+        if cache is None:
+            return
+        counts = cache.counts
+        lookups = CounterMetricFamily(
+            "shelfwise_cache_lookups",
+            "Cache lookups: answered from this process (l1_hit) or Redis (l2_hit), loaded from "
+            "the database (load), or answered by another request's load (coalesced).",
+            labels=["outcome"],
+        )
+        for outcome, count in (
+            ("l1_hit", counts.l1_hits),
+            ("l2_hit", counts.l2_hits),
+            ("load", counts.loads),
+            ("coalesced", counts.coalesced),
+        ):
+            lookups.add_metric([outcome], count)
+        yield lookups
+        yield CounterMetricFamily(
+            "shelfwise_cache_redis_errors",
+            "Redis calls that failed or timed out; the cache was bypassed for them.",
+            value=counts.redis_errors,
+        )
 
 
 def _servers(database: Database) -> Iterator[tuple[str, CircuitBreaker, AsyncEngine]]:
@@ -181,6 +219,7 @@ def install_metrics(app: FastAPI) -> HttpMetrics:
     registry = CollectorRegistry()
     metrics = HttpMetrics(registry)
     registry.register(DatabaseCollector(app))
+    registry.register(CacheCollector(app))
     ProcessCollector(registry=registry)  # memory, CPU time, open files (on Linux)
     app.state.metrics = metrics
     app.add_api_route("/metrics", expose_metrics, methods=["GET"], include_in_schema=False)

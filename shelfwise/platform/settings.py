@@ -99,6 +99,30 @@ class LoggingSettings(BaseSettings):
     format: Literal["json", "console"] = "json"
 
 
+class CacheSettings(BaseSettings):
+    """The cache in front of the database (see shelfwise.platform.cache)."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{PREFIX}CACHE_")
+
+    enabled: bool = True
+    # A Redis every process shares: redis://host:6379/0, rediss:// for TLS, unix:///path.
+    # Unset, each process caches alone, in memory: right for one process (the quick start).
+    redis_url: SecretStr | None = None
+    # How long Redis keeps a value; a write makes it unreachable long before.
+    ttl_seconds: int = Field(default=300, ge=1, le=86_400)
+    # How long a process keeps its own copy. This also bounds how stale a process can be
+    # when it misses an invalidation, or when there is no Redis to announce one.
+    l1_ttl_seconds: float = Field(default=5.0, gt=0, le=300)
+    l1_max_entries: int = Field(default=10_000, ge=1, le=10_000_000)
+    # Every Redis call gives up after this long and the value is read from the database.
+    redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    # After a failure, how long the cache stops calling Redis (reads go to the database).
+    redis_retry_seconds: float = Field(default=5.0, gt=0, le=600)
+    # Where invalidations are announced. Pub/sub ignores the database number in the URL:
+    # two deployments sharing one Redis server need different channels.
+    channel: str = Field(default="shelfwise:invalidate", pattern=r"^[A-Za-z0-9:._-]{1,100}$")
+
+
 class Settings(BaseSettings):
     """Configuration for one ShelfWise process."""
 
@@ -111,6 +135,7 @@ class Settings(BaseSettings):
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
     log: LoggingSettings = Field(default_factory=LoggingSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     # Values for every tenant without an override of its own, by setting key, as JSON:
     # SHELFWISE_TENANT_DEFAULTS='{"orders.bulk_discount_tiers": [[20, "7.5"]]}'.
     tenant_defaults: dict[str, JsonValue] = Field(default_factory=dict)
@@ -146,6 +171,7 @@ SETTINGS_GROUPS: tuple[type[BaseSettings], ...] = (
     SecretsSettings,
     ResilienceSettings,
     LoggingSettings,
+    CacheSettings,
 )
 
 

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from shelfwise.tenancy.cache import TenantCache
 from shelfwise.tenancy.config import TenantConfig
 from shelfwise.tenancy.flags import FeatureFlags
 
@@ -20,5 +21,12 @@ async def get_feature_flags(request: Request) -> FeatureFlags:
     return flags
 
 
+async def get_tenant_cache(request: Request) -> TenantCache:
+    """The process's cache of tenants' data."""
+    cache: TenantCache = request.app.state.tenant_cache
+    return cache
+
+
 TenantConfigDep = Annotated[TenantConfig, Depends(get_tenant_config)]
 FeatureFlagsDep = Annotated[FeatureFlags, Depends(get_feature_flags)]
+TenantCacheDep = Annotated[TenantCache, Depends(get_tenant_cache)]

@@ -7,7 +7,9 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
+from shelfwise.identity.dependencies import ACCOUNT
 from shelfwise.identity.tokens import ALGORITHM, ISSUER, Principal, TokenSigner
+from shelfwise.tenancy.context import tenant_context
 from shelfwise.tenancy.models import TenantStatus
 from tests.conftest import TEST_SECRET_KEY
 from tests.factories import PASSWORD, Tenants, set_status
@@ -150,10 +152,14 @@ async def test_a_suspended_tenant_cannot_log_in_and_its_tokens_stop_working(
     assert (await client.get("/books")).status_code == 200
 
     await set_status(database_url, tenants.a.slug, TenantStatus.SUSPENDED)
+    with tenant_context(tenants.a.id):  # as the CLI does after its commit
+        await app.state.tenant_cache.changed(ACCOUNT)
 
     refused = await log_in(anonymous_client, "alpha@example.com", PASSWORD)
     assert refused.status_code == 403
     assert refused.json()["code"] == "tenant_suspended"
     assert (await client.get("/books")).status_code == 403
     await set_status(database_url, tenants.a.slug, TenantStatus.ACTIVE)
+    with tenant_context(tenants.a.id):
+        await app.state.tenant_cache.changed(ACCOUNT)
     assert (await client.get("/books")).status_code == 200

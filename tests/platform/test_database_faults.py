@@ -22,6 +22,7 @@ from shelfwise.platform.db import (
 from shelfwise.platform.resilience import CircuitBreaker, CircuitState
 from shelfwise.platform.settings import (
     AuthSettings,
+    CacheSettings,
     DatabaseSettings,
     ResilienceSettings,
     Settings,
@@ -71,6 +72,8 @@ def settings_through(link: FaultyLink, owner_url: str, **database: float) -> Set
         resilience=ResilienceSettings(
             breaker_failures=BREAKER_FAILURES, breaker_reset_seconds=BREAKER_RESET_SECONDS
         ),
+        # Every request must reach the database here: a cached read would answer without it.
+        cache=CacheSettings(enabled=False),
     )
 
 

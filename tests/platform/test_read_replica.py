@@ -14,7 +14,13 @@ from sqlalchemy.exc import DBAPIError
 
 from shelfwise.main import create_app
 from shelfwise.platform.db import Database, create_engine
-from shelfwise.platform.settings import AuthSettings, DatabaseSettings, ResilienceSettings, Settings
+from shelfwise.platform.settings import (
+    AuthSettings,
+    CacheSettings,
+    DatabaseSettings,
+    ResilienceSettings,
+    Settings,
+)
 from tests.conftest import TEST_SECRET, client_for
 from tests.databases import as_app_role
 from tests.factories import Tenants, book_payload
@@ -46,6 +52,8 @@ def settings_with_replica(owner_url: str, read_url: str) -> Settings:
         ),
         auth=AuthSettings(secret_key=TEST_SECRET),
         resilience=ResilienceSettings(breaker_reset_seconds=RESET_SECONDS),
+        # Every read must reach a database here: a cached one would answer without it.
+        cache=CacheSettings(enabled=False),
     )
 
 

@@ -1,0 +1,57 @@
+"""FastAPI dependencies of the identity feature: who is calling, as a verified principal."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from shelfwise.identity.errors import TokenRejectedError
+from shelfwise.identity.repository import SqlAccounts
+from shelfwise.identity.service import AuthService
+from shelfwise.identity.tokens import Principal, TokenSigner
+from shelfwise.platform.dependencies import SessionDep
+from shelfwise.platform.logs import bind_request_fields
+from shelfwise.tenancy.context import tenant_context
+
+TOKEN_PATH = "/auth/token"
+# Reads "Authorization: Bearer <token>", and tells the interactive docs where to log in.
+# auto_error=False: a missing token is our own 401 problem, not FastAPI's plain error.
+bearer_token = OAuth2PasswordBearer(tokenUrl=TOKEN_PATH, auto_error=False)
+
+
+async def get_token_signer(request: Request) -> TokenSigner:
+    """The signer ``create_app`` built from the settings."""
+    signer: TokenSigner = request.app.state.token_signer
+    return signer
+
+
+async def get_auth_service(
+    session: SessionDep, signer: Annotated[TokenSigner, Depends(get_token_signer)]
+) -> AuthService:
+    """The identity service over the request's session."""
+    return AuthService(SqlAccounts(session), signer)
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+async def authenticate(
+    token: Annotated[str | None, Depends(bearer_token)], service: AuthServiceDep
+) -> AsyncIterator[Principal]:
+    """The verified caller; for the rest of the request, their tenant is the current tenant.
+
+    The tenant comes from the signed token and nothing else: no header, path or body can
+    choose it.
+    """
+    if token is None:
+        raise TokenRejectedError("This route needs a bearer token; log in at POST /auth/token.")
+    principal = service.verify(token)
+    # Every log line and the trace of the rest of the request say whose it was.
+    bind_request_fields(tenant_id=str(principal.tenant_id), user_id=principal.user_id)
+    with tenant_context(principal.tenant_id):
+        await service.ensure_allowed(principal)
+        yield principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]

@@ -1,0 +1,68 @@
+"""Cached reads for the current tenant: keys are built from the tenant context and nothing else.
+
+No method takes a tenant id. A key is ``v1:{tenant}:{entity}@{generation}:{item}``, and its
+tenant is always ``current_tenant_id()``: code running for tenant A cannot name, read or
+invalidate tenant B's entries, and code running for no tenant fails (``NoTenantError``).
+``v1`` is the format's version: a release that changes what is cached changes it, and the old
+entries are simply never read again.
+
+Every write path calls ``changed(entity)`` after its commit: that starts a new generation of
+the tenant's entity, in every process, and all of its cached reads are read afresh.
+"""
+
+import re
+from collections.abc import Awaitable, Callable
+from uuid import UUID
+
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from shelfwise.platform.cache import TwoLevelCache
+from shelfwise.tenancy.context import current_tenant_id
+
+KEY_VERSION = "v1"
+ENTITY = re.compile(r"[a-z_]{1,40}")
+
+
+class TenantCache:
+    """Cache-aside reads of the current tenant's data, invalidated by entity on every write."""
+
+    def __init__(self, cache: TwoLevelCache, *, ttl_seconds: int, enabled: bool = True) -> None:
+        self._cache = cache
+        self._ttl_seconds = ttl_seconds
+        self._enabled = enabled
+
+    async def read(self, entity: str, item: str, load: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The cached bytes of the current tenant's ``item`` of ``entity``, or ``load()``'s."""
+        tenant_id = current_tenant_id()
+        if not self._enabled:
+            return await load()
+        generation = await self._cache.generation(_generation_key(tenant_id, entity))
+        key = f"{KEY_VERSION}:{tenant_id}:{entity}@{generation}:{item}"
+        return await self._cache.get_or_load(key, load, ttl_seconds=self._ttl_seconds)
+
+    async def changed(self, entity: str) -> bool:
+        """The current tenant's ``entity`` changed: read every cached value of it afresh.
+        Returns whether every process sharing the Redis was told at once."""
+        return await self._cache.new_generation(_generation_key(current_tenant_id(), entity))
+
+
+async def cached_json(
+    cache: TenantCache, entity: str, item: str, produce: Callable[[], Awaitable[BaseModel]]
+) -> Response:
+    """A JSON response with the body of ``produce()``'s model, from the cache when it has it.
+
+    The body itself is cached, so a hit costs neither a query nor a serialization. Declare the
+    model as the route's ``response_model``: the API's schema still describes it.
+    """
+
+    async def load() -> bytes:
+        return (await produce()).model_dump_json().encode()
+
+    return Response(await cache.read(entity, item, load), media_type="application/json")
+
+
+def _generation_key(tenant_id: UUID, entity: str) -> str:
+    if not ENTITY.fullmatch(entity):
+        raise ValueError(f"an entity name is lower-case letters and underscores: {entity!r}")
+    return f"{KEY_VERSION}:{tenant_id}:{entity}:generation"
