@@ -77,6 +77,10 @@ class UsageError(Exception):
     """Input the command refuses; its message is the one line the operator sees."""
 
 
+class IncompleteError(Exception):
+    """The command's change is made, but not every process could be told about it."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, not argparse's usage block: the reason is what the operator needs.
@@ -262,12 +266,22 @@ async def _manage_tenant(
     tenant = await set_tenant_status(session, arguments.slug, status)
     done = f"tenant {tenant.slug} is {tenant.status.value}"
     # Running processes cache that its users may act: they must ask the database again.
-    async with opened_cache(settings.cache) as cache:
+    cache_settings = settings.cache
+    has_replica = settings.database.read_url is not None
+    async with opened_cache(cache_settings) as cache:
+        tenant_cache = TenantCache(
+            cache,
+            ttl_seconds=cache_settings.ttl_seconds,
+            replica_lag_seconds=cache_settings.replica_lag_seconds if has_replica else 0.0,
+        )
         with tenant_context(tenant.id):
-            told = await TenantCache(cache, ttl_seconds=settings.cache.ttl_seconds).changed(ACCOUNT)
-    if settings.cache.redis_url is not None and not told:
-        wait = settings.cache.l1_ttl_seconds
-        return f"{done}\nthe cache's Redis did not answer: processes see it within {wait:g} s"
+            told = await tenant_cache.changed(ACCOUNT)
+            told = await tenant_cache.settled() and told
+    if cache_settings.redis_url is not None and not told:
+        raise IncompleteError(
+            f"{done}, but the cache's Redis did not answer: running processes may not see it "
+            f"for {cache_settings.ttl_seconds} s; run the command again once Redis answers"
+        )
     return done
 
 
@@ -361,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)  # exits with status 2 and one line on bad usage
     try:
         print(asyncio.run(run(arguments, load_settings())))
-    except (UsageError, DomainError, SettingsError) as error:
+    except (UsageError, IncompleteError, DomainError, SettingsError) as error:
         print(f"{parser.prog} {arguments.command}: {error}", file=sys.stderr)
         return 1
     return 0

@@ -163,12 +163,18 @@ async def connected_cache(app: FastAPI) -> AsyncIterator[None]:
             )
         listener = asyncio.create_task(cache.listen_for_invalidations())
         app.state.cache = cache
-        app.state.tenant_cache = TenantCache(
-            cache, ttl_seconds=settings.ttl_seconds, enabled=settings.enabled
+        has_replica = app.state.settings.database.read_url is not None
+        tenant_cache = TenantCache(
+            cache,
+            ttl_seconds=settings.ttl_seconds,
+            enabled=settings.enabled,
+            replica_lag_seconds=settings.replica_lag_seconds if has_replica else 0.0,
         )
+        app.state.tenant_cache = tenant_cache
         try:
             yield
         finally:
+            await tenant_cache.settled()
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener

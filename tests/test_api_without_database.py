@@ -43,7 +43,7 @@ def app() -> FastAPI:
     # Who is calling is checked against the database too; here the caller is simply given.
     app.dependency_overrides[authenticate] = signed_in_as_tenant_1
     # The lifespan makes the cache; here it is an in-process one of the test's own.
-    cache = TenantCache(TwoLevelCache(l1_max_entries=100, l1_ttl_seconds=60), ttl_seconds=60)
+    cache = TenantCache(TwoLevelCache(l1_max_bytes=100_000, l1_ttl_seconds=60), ttl_seconds=60)
     app.dependency_overrides[get_tenant_cache] = lambda: cache
     return app
 

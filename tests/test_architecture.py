@@ -14,6 +14,7 @@ EXPECTED_CONTRACTS = (
     "Inside a feature, modules depend only on lower layers",
     "Services reach storage only through ports and know nothing of HTTP",
     "Services do not import web or database frameworks directly",
+    "Features reach the cache only through the tenant cache, which builds every key",
 )
 
 

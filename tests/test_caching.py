@@ -18,8 +18,9 @@ from pydantic import SecretStr
 from shelfwise.cli import main
 from shelfwise.main import create_app
 from shelfwise.platform.settings import CacheSettings, Settings
+from shelfwise.tenancy.models import TenantStatus
 from tests.conftest import client_for
-from tests.factories import Tenants, book_payload
+from tests.factories import Tenants, book_payload, isbn13, set_status
 from tests.observe import recording_tracer_provider, samples
 from tests.redis_servers import started_redis
 
@@ -84,6 +85,34 @@ async def test_a_new_book_is_in_the_cached_list_at_once(client: httpx.AsyncClien
     assert [book["title"] for book in after["items"]] == ["Book 1", "Book 2"]
 
 
+async def test_an_import_and_a_new_author_are_seen_at_once(client: httpx.AsyncClient) -> None:
+    book = await add_book(client, 1)
+    assert (await client.get("/books")).json()["total"] == 1
+    assert (await client.get("/authors")).json()["total"] == 1
+    header = "isbn,title,author_id,price_amount,price_currency"
+    csv = f"{header}\n{isbn13(2)},Imported,{book['author_id']},9.99,USD\n"
+
+    imported = await client.post("/books/import", content=csv, headers={"content-type": "text/csv"})
+    await client.post("/authors", json={"name": "Octavia E. Butler"})
+
+    assert imported.json()["imported"] == 1, imported.text
+    assert (await client.get("/books")).json()["total"] == 2
+    assert (await client.get("/authors")).json()["total"] == 2
+
+
+async def test_only_the_first_pages_in_common_sizes_are_cached(
+    client: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    await add_book(client)
+    for params in ({"limit": 20, "offset": 0}, {"limit": 7, "offset": 0}, {"offset": 3}):
+        await client.get("/books", params=params)
+        spans.clear()
+        again = await client.get("/books", params=params)
+        assert again.status_code == 200
+        ran_sql = sql_statements(spans) != []
+        assert ran_sql is (params != {"limit": 20, "offset": 0}), params
+
+
 async def test_a_missing_book_is_not_cached(
     client: httpx.AsyncClient, spans: InMemorySpanExporter
 ) -> None:
@@ -125,6 +154,16 @@ async def test_the_account_check_is_cached(
     spans.clear()
     await client.get(f"/books/{book['id']}/stock")
     assert not any("tenants" in statement for statement in sql_statements(spans))
+
+
+async def test_a_refused_account_check_is_not_cached(
+    client: httpx.AsyncClient, tenants: Tenants, database_url: str
+) -> None:
+    # Suspended before any request, then reactivated, both without telling the cache.
+    await set_status(database_url, tenants.a.slug, TenantStatus.SUSPENDED)
+    assert (await client.get("/books")).status_code == 403
+    await set_status(database_url, tenants.a.slug, TenantStatus.ACTIVE)
+    assert (await client.get("/books")).status_code == 200
 
 
 async def test_lookups_are_counted_at_metrics(client: httpx.AsyncClient, app: FastAPI) -> None:
@@ -200,6 +239,26 @@ async def test_a_suspension_by_the_cli_ends_the_cached_account_check_at_once(
             return bool(response.status_code == 403)
 
         await eventually(refused, seconds=1.0)
+
+
+async def test_the_cli_says_so_and_fails_when_it_cannot_tell_the_cache(
+    tenants: Tenants,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with started_redis() as server:
+        url = server.url
+    # The server is gone: the suspension is made, and the operator is told what is missing.
+    monkeypatch.setenv("SHELFWISE_DATABASE_URL", database_url)
+    monkeypatch.setenv("SHELFWISE_CACHE_REDIS_URL", url)
+
+    assert await asyncio.to_thread(main, ["suspend-tenant", tenants.a.slug]) == 1
+
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "is suspended, but the cache's Redis did not answer" in error
+    assert "run the command again" in error
 
 
 async def test_a_hung_redis_costs_a_timeout_never_an_error(

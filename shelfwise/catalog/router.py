@@ -43,6 +43,18 @@ SearchText = Annotated[
 # Entities as the cache knows them: a write to one makes all its cached reads stale.
 AUTHOR = "author"
 BOOK = "book"
+# The pages worth caching: the first ones, in the page sizes clients use. Any other
+# limit/offset is read from the database, so a client walking offsets one by one cannot
+# fill the cache with pages nobody else asks for.
+CACHED_PAGE_SIZES = frozenset({DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE})
+CACHED_PAGES = 10
+
+
+def page_item(limit: int, offset: int) -> str | None:
+    """The cache's name for this page, or ``None`` if it is not one worth caching."""
+    if limit in CACHED_PAGE_SIZES and offset % limit == 0 and offset < limit * CACHED_PAGES:
+        return f"page:{limit}:{offset}"
+    return None
 
 
 async def create_author(
@@ -66,7 +78,7 @@ async def list_authors(
         page = await authors.list_authors(limit=limit, offset=offset)
         return PageModel[AuthorRead].from_page(page, AuthorRead.from_author)
 
-    return await cached_json(cache, AUTHOR, f"page:{limit}:{offset}", produce)
+    return await cached_json(cache, AUTHOR, page_item(limit, offset), produce)
 
 
 async def get_author(author_id: Id, authors: AuthorServiceDep, cache: TenantCacheDep) -> Response:
@@ -121,9 +133,9 @@ async def list_books(
             page = await books.search_books(q, limit=limit, offset=offset)
         return PageModel[BookRead].from_page(page, BookRead.from_book)
 
-    if q is not None:  # searches are too many and too varied to be worth keeping
-        return Response((await produce()).model_dump_json(), media_type="application/json")
-    return await cached_json(cache, BOOK, f"page:{limit}:{offset}", produce)
+    # Searches are too many and too varied to be worth keeping.
+    item = page_item(limit, offset) if q is None else None
+    return await cached_json(cache, BOOK, item, produce)
 
 
 async def get_book(book_id: Id, books: BookServiceDep, cache: TenantCacheDep) -> Response:

@@ -58,7 +58,7 @@ class TwoLevelCache:
     def __init__(
         self,
         *,
-        l1_max_entries: int,
+        l1_max_bytes: int,
         l1_ttl_seconds: float,
         redis_client: redis.Redis | None = None,
         channel: str = "shelfwise:invalidate",
@@ -67,8 +67,9 @@ class TwoLevelCache:
         self.redis = redis_client
         self.channel = channel
         # L1 is short-lived on purpose: it also bounds how stale a process can be when an
-        # invalidation message is lost (Redis restarting, a network blip).
-        self._l1: TTLCache[str, bytes] = TTLCache(l1_max_entries, l1_ttl_seconds)
+        # invalidation message is lost (Redis restarting, a network blip). Bounded by the
+        # bytes it holds, not by entries: one large page must not cost as much as a thousand.
+        self._l1: TTLCache[str, bytes] = TTLCache(l1_max_bytes, l1_ttl_seconds, getsizeof=len)
         # One failure is enough to stop: the database can serve every read without the cache.
         self.breaker = CircuitBreaker(
             "the cache", failures=1, reset_seconds=retry_seconds, is_failure=_is_redis_failure
@@ -76,6 +77,9 @@ class TwoLevelCache:
         self._loading: dict[str, asyncio.Future[bytes]] = {}
         # New generations Redis has not heard of yet (it was down when they were started).
         self._unpublished: set[str] = set()
+        # Counts every generation dropped or replaced in this process: a generation read from
+        # Redis while this moved may already be old, and is not kept.
+        self._generation_changes = 0
         self.counts = CacheCounts()
 
     async def get_or_load(
@@ -86,8 +90,9 @@ class TwoLevelCache:
         if (value := self._l1.get(key)) is not None:
             self.counts.l1_hits += 1
             return value
-        while (pending := self._loading.get(key)) is not None:
+        if key in self._loading:
             self.counts.coalesced += 1
+        while (pending := self._loading.get(key)) is not None:
             try:
                 return await asyncio.shield(pending)
             except asyncio.CancelledError:
@@ -103,11 +108,15 @@ class TwoLevelCache:
         if (token := self._l1.get(key)) is not None:
             return token.decode()
         await self._publish_pending()
+        changes = self._generation_changes
         new = secrets.token_hex(8)
         # SET NX: of two processes that find no generation, the first one's token wins.
         stored = await self._redis_call(lambda client: _set_if_absent(client, key, new))
         token_bytes = stored if stored is not None else new.encode()
-        self._l1[key] = token_bytes
+        if self._generation_changes != changes:
+            # A new generation was started or announced while we asked: ours may be older.
+            return (self._l1.get(key) or token_bytes).decode()
+        self._keep(key, token_bytes)
         return token_bytes.decode()
 
     async def new_generation(self, key: str) -> bool:
@@ -115,7 +124,8 @@ class TwoLevelCache:
         never read again, in any process. Returns whether Redis has it now (``False`` without
         Redis, or when it is written later, once Redis answers again)."""
         new = secrets.token_hex(8)
-        self._l1[key] = new.encode()
+        self._generation_changes += 1
+        self._keep(key, new.encode())
         if self.redis is None:
             return False
         if await self._publish(key, new):
@@ -125,19 +135,37 @@ class TwoLevelCache:
         return False
 
     async def listen_for_invalidations(self) -> None:
-        """Drop the generations other processes replace; run as a task while the app runs."""
+        """Drop the generations other processes replace; run as a task while the app runs.
+
+        Also writes, as soon as Redis answers again, the generations this process started
+        while it could not reach Redis.
+        """
         if self.redis is None:
             return
+        subscribed = True  # as far as the log is concerned: say when it is lost, once
         while True:
             try:
                 async with self.redis.pubsub() as subscription:
                     await subscription.subscribe(self.channel)
-                    async for message in subscription.listen():
-                        if message["type"] == "message":
-                            self._l1.pop(message["data"].decode(), None)
-            except RedisError:
-                # Messages sent meanwhile are lost: forget everything this process holds.
-                self._l1.clear()
+                    # Messages sent while we were not subscribed are lost: forget everything
+                    # this process holds (after subscribing, so nothing can slip in between).
+                    self._generation_changes += 1
+                    self._l1.clear()
+                    subscribed = True
+                    while True:
+                        message = await subscription.get_message(
+                            ignore_subscribe_messages=True, timeout=1.0
+                        )
+                        if message is not None and message["type"] == "message":
+                            self._generation_changes += 1
+                            self._l1.pop(message["data"].decode(errors="replace"), None)
+                        if self._unpublished:  # at most a second after Redis answers again
+                            await self._publish_pending()
+            except Exception as error:  # this task must outlive any failure: it retries
+                if subscribed:
+                    subscribed = False
+                    error_name = type(error).__name__
+                    logger.warning("cache invalidations missed", extra={"error": error_name})
                 await asyncio.sleep(1)
 
     async def _look_up_once(
@@ -163,12 +191,16 @@ class TwoLevelCache:
             raise
         finally:
             del self._loading[key]
-        self._l1[key] = value
+        self._keep(key, value)
         future.set_result(value)
         if not found_in_redis:
             stored = value
             await self._redis_call(lambda client: client.set(key, stored, ex=ttl_seconds))
         return value
+
+    def _keep(self, key: str, value: bytes) -> None:
+        with contextlib.suppress(ValueError):  # larger than all of L1: Redis keeps it
+            self._l1[key] = value
 
     async def _publish(self, key: str, token: str) -> bool:
         async def write(client: redis.Redis) -> bool:
@@ -232,7 +264,7 @@ async def opened_cache(settings: CacheSettings) -> AsyncIterator[TwoLevelCache]:
             socket_connect_timeout=settings.redis_timeout_seconds,
         )
     cache = TwoLevelCache(
-        l1_max_entries=settings.l1_max_entries,
+        l1_max_bytes=settings.l1_max_bytes,
         l1_ttl_seconds=settings.l1_ttl_seconds,
         redis_client=client,
         channel=settings.channel,
@@ -242,4 +274,6 @@ async def opened_cache(settings: CacheSettings) -> AsyncIterator[TwoLevelCache]:
         yield cache
     finally:
         if client is not None:
-            await client.aclose()
+            # Closing can fail on a hung or vanished server; nothing is left to do about it.
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()

@@ -113,11 +113,15 @@ class CacheSettings(BaseSettings):
     # How long a process keeps its own copy. This also bounds how stale a process can be
     # when it misses an invalidation, or when there is no Redis to announce one.
     l1_ttl_seconds: float = Field(default=5.0, gt=0, le=300)
-    l1_max_entries: int = Field(default=10_000, ge=1, le=10_000_000)
+    # The most a process keeps, in bytes of cached values (64 MiB).
+    l1_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=2**40)
     # Every Redis call gives up after this long and the value is read from the database.
     redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
     # After a failure, how long the cache stops calling Redis (reads go to the database).
     redis_retry_seconds: float = Field(default=5.0, gt=0, le=600)
+    # With a read replica: how far behind the primary it may fall. A read between a write
+    # and the replica catching up caches the old rows, so writes invalidate again this late.
+    replica_lag_seconds: float = Field(default=1.0, ge=0, le=60)
     # Where invalidations are announced. Pub/sub ignores the database number in the URL:
     # two deployments sharing one Redis server need different channels.
     channel: str = Field(default="shelfwise:invalidate", pattern=r"^[A-Za-z0-9:._-]{1,100}$")

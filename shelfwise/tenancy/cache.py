@@ -10,6 +10,7 @@ Every write path calls ``changed(entity)`` after its commit: that starts a new g
 the tenant's entity, in every process, and all of its cached reads are read afresh.
 """
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from uuid import UUID
@@ -27,10 +28,20 @@ ENTITY = re.compile(r"[a-z_]{1,40}")
 class TenantCache:
     """Cache-aside reads of the current tenant's data, invalidated by entity on every write."""
 
-    def __init__(self, cache: TwoLevelCache, *, ttl_seconds: int, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        cache: TwoLevelCache,
+        *,
+        ttl_seconds: int,
+        enabled: bool = True,
+        replica_lag_seconds: float = 0.0,
+    ) -> None:
         self._cache = cache
         self._ttl_seconds = ttl_seconds
         self._enabled = enabled
+        # Non-zero when reads come from a replica (see ``changed``).
+        self._replica_lag_seconds = replica_lag_seconds
+        self._second_generations: set[asyncio.Task[bool]] = set()
 
     async def read(self, entity: str, item: str, load: Callable[[], Awaitable[bytes]]) -> bytes:
         """The cached bytes of the current tenant's ``item`` of ``entity``, or ``load()``'s."""
@@ -43,14 +54,37 @@ class TenantCache:
 
     async def changed(self, entity: str) -> bool:
         """The current tenant's ``entity`` changed: read every cached value of it afresh.
-        Returns whether every process sharing the Redis was told at once."""
-        return await self._cache.new_generation(_generation_key(current_tenant_id(), entity))
+        Returns whether every process sharing the Redis was told at once.
+
+        With a read replica, a read that comes between the write and the replica catching up
+        loads the old rows, and caches them under the new generation. So a second generation
+        follows once the replica has caught up, and makes those unreachable too.
+        """
+        key = _generation_key(current_tenant_id(), entity)
+        told = await self._cache.new_generation(key)
+        if self._replica_lag_seconds:
+            again = asyncio.create_task(self._new_generation_later(key))
+            self._second_generations.add(again)
+            again.add_done_callback(self._second_generations.discard)
+        return told
+
+    async def settled(self) -> bool:
+        """Wait for the second generations still due; whether Redis got every one of them."""
+        return all(await asyncio.gather(*self._second_generations))
+
+    async def _new_generation_later(self, key: str) -> bool:
+        await asyncio.sleep(self._replica_lag_seconds)
+        return await self._cache.new_generation(key)
 
 
 async def cached_json(
-    cache: TenantCache, entity: str, item: str, produce: Callable[[], Awaitable[BaseModel]]
+    cache: TenantCache,
+    entity: str,
+    item: str | None,
+    produce: Callable[[], Awaitable[BaseModel]],
 ) -> Response:
-    """A JSON response with the body of ``produce()``'s model, from the cache when it has it.
+    """A JSON response with the body of ``produce()``'s model, from the cache when it has it
+    (never cached when ``item`` is ``None``).
 
     The body itself is cached, so a hit costs neither a query nor a serialization. Declare the
     model as the route's ``response_model``: the API's schema still describes it.
@@ -59,7 +93,8 @@ async def cached_json(
     async def load() -> bytes:
         return (await produce()).model_dump_json().encode()
 
-    return Response(await cache.read(entity, item, load), media_type="application/json")
+    body = await load() if item is None else await cache.read(entity, item, load)
+    return Response(body, media_type="application/json")
 
 
 def _generation_key(tenant_id: UUID, entity: str) -> str:

@@ -15,7 +15,7 @@ TENANT_B = uuid.UUID(int=0xB)
 
 
 def new_cache() -> TenantCache:
-    return TenantCache(TwoLevelCache(l1_max_entries=100, l1_ttl_seconds=60), ttl_seconds=60)
+    return TenantCache(TwoLevelCache(l1_max_bytes=100_000, l1_ttl_seconds=60), ttl_seconds=60)
 
 
 def returning(value: bytes) -> Callable[[], Awaitable[bytes]]:
@@ -60,13 +60,28 @@ async def test_outside_a_tenant_context_the_cache_refuses() -> None:
 
 
 async def test_a_disabled_cache_loads_every_time_but_still_needs_a_tenant() -> None:
-    plain = TwoLevelCache(l1_max_entries=100, l1_ttl_seconds=60)
+    plain = TwoLevelCache(l1_max_bytes=100_000, l1_ttl_seconds=60)
     cache = TenantCache(plain, ttl_seconds=60, enabled=False)
     with tenant_context(TENANT_A):
         await cache.read("book", "1", returning(b"first"))
         assert await cache.read("book", "1", returning(b"second")) == b"second"
     with pytest.raises(NoTenantError):
         await cache.read("book", "1", returning(b"x"))
+
+
+async def test_with_a_replica_a_second_generation_drops_what_a_lagging_read_cached() -> None:
+    cache = TenantCache(
+        TwoLevelCache(l1_max_bytes=100_000, l1_ttl_seconds=60),
+        ttl_seconds=60,
+        replica_lag_seconds=0.05,
+    )
+    with tenant_context(TENANT_A):
+        await cache.read("book", "1", returning(b"old"))
+        await cache.changed("book")
+        # The replica has not replayed the write yet: this read loads the old row.
+        assert await cache.read("book", "1", returning(b"old")) == b"old"
+        await cache.settled()
+        assert await cache.read("book", "1", returning(b"new")) == b"new"
 
 
 @pytest.mark.parametrize("entity", ["", "Book", "book:1", "book\n", "a" * 41, "b\x00"])
