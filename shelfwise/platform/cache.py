@@ -29,6 +29,7 @@ from typing import TypeVar
 
 import redis.asyncio as redis
 from cachetools import TTLCache
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from shelfwise.platform.resilience import CircuitBreaker, CircuitOpenError
@@ -225,7 +226,13 @@ class TwoLevelCache:
             return None
         try:
             with self.breaker.guard():
-                return await call(self.redis)
+                try:
+                    return await call(self.redis)
+                except RedisConnectionError:
+                    # After Redis restarts, each pooled connection fails once ("closed by
+                    # server"), and each failure would pause the cache again: one more try, on
+                    # a new connection. A hung server's timeout is not tried again.
+                    return await call(self.redis)
         except (RedisError, CircuitOpenError) as error:
             self.counts.redis_errors += 1
             logger.warning("cache bypassed: redis failed", extra={"error": type(error).__name__})
@@ -261,7 +268,7 @@ async def opened_cache(settings: CacheSettings) -> AsyncIterator[TwoLevelCache]:
         client = redis.Redis.from_url(
             settings.redis_url.get_secret_value(),
             socket_timeout=settings.redis_timeout_seconds,
-            socket_connect_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_connect_timeout_seconds,
         )
     cache = TwoLevelCache(
         l1_max_bytes=settings.l1_max_bytes,

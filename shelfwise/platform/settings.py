@@ -117,6 +117,9 @@ class CacheSettings(BaseSettings):
     l1_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=2**40)
     # Every Redis call gives up after this long and the value is read from the database.
     redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    # Opening a connection may take longer: on a busy process the event loop itself delays
+    # it, and a connection that times out keeps the cache off for another pause.
+    redis_connect_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
     # After a failure, how long the cache stops calling Redis (reads go to the database).
     redis_retry_seconds: float = Field(default=5.0, gt=0, le=600)
     # With a read replica: how far behind the primary it may fall. A read between a write

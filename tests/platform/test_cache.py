@@ -226,6 +226,21 @@ async def test_a_hung_redis_costs_one_timeout_then_nothing_and_recovers() -> Non
         assert circuit(cache) is CircuitState.CLOSED
 
 
+async def test_after_redis_restarts_the_cache_uses_it_again_at_once() -> None:
+    async with cache_on_own_redis() as (cache, server):
+        # Several connections in the pool, as under load.
+        misses = (cache.get_or_load(f"k{n}", Loads(delay=0.01), ttl_seconds=TTL) for n in range(10))
+        await asyncio.gather(*misses)
+        server.restart()
+
+        hits = (cache.get_or_load(f"n{n}", Loads(), ttl_seconds=TTL) for n in range(10))
+        await asyncio.gather(*hits)
+
+        # Each stale connection was replaced without a failure that pauses the cache.
+        assert cache.counts.redis_errors == 0
+        assert circuit(cache) is CircuitState.CLOSED
+
+
 async def test_a_generation_started_while_redis_hangs_is_written_once_it_answers() -> None:
     async with cache_on_own_redis(redis_retry_seconds=0.3) as (cache, server):
         settings = CacheSettings(redis_url=SecretStr(server.url))
