@@ -129,11 +129,16 @@ async def run(settings: Settings, server_url: URL, redis_url: str) -> int:
             await wait_until_healthy(server, log)
             pin(cores.load)
             async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
-                tenants = await prepare_tenants(client, settings, environment, url)
+                openapi = (await client.get("/openapi.json")).json()
+                tenants = await prepare_tenants(client, openapi, settings, environment, url)
+            # Problem types are described at GET /problems/{code} from part 6 on.
+            has_problem_types = "/problems/{code}" in openapi["paths"]
             workload = Workload(tenants, settings.concurrency)
             calls = HttpCalls(server.host, server.port, workload, settings.concurrency)
             try:
-                results = await measure(settings, cores, workload, calls, url, server.cpu_seconds)
+                results = await measure(
+                    settings, cores, workload, calls, url, server.cpu_seconds, has_problem_types
+                )
             finally:
                 calls.close()
     return report(settings, cores, source, tenants, results)
@@ -171,9 +176,12 @@ async def app_role(owner_url: URL) -> URL:
 
 
 async def prepare_tenants(
-    client: httpx.AsyncClient, settings: Settings, environment: dict[str, str], url: URL
+    client: httpx.AsyncClient,
+    openapi: dict[str, Any],
+    settings: Settings,
+    environment: dict[str, str],
+    url: URL,
 ) -> list[Tenant]:
-    openapi = (await client.get("/openapi.json")).json()
     missing = {"/authors", "/books", "/books/{book_id}", "/books/{book_id}/stock", "/orders"}
     missing -= set(openapi["paths"])
     if missing:
@@ -200,6 +208,7 @@ async def measure(
     http: HttpCalls,
     url: URL,
     server_cpu: Callable[[], float],
+    has_problem_types: bool,
 ) -> list[Result]:
     """Each app scenario right after its anchor, so slow drift on a shared machine hits both."""
     calls = http.by_scenario()
@@ -239,6 +248,8 @@ async def measure(
             pin(cores.load)
 
     await app("GET /health")
+    if has_problem_types:
+        await app("GET /problems/{code}")
     await direct("bare ORM read", anchors.bare_orm_read(url, workload))
     await app("GET /books/{id}", anchor="bare ORM read")
     await direct("raw asyncpg order", anchors.raw_order(url, workload))
@@ -254,6 +265,8 @@ def report(
     print()
     print(
         "× ceiling: throughput as a fraction of GET /health through the same server; "
+        "× route: of GET /problems/{code}, a route that does nothing but is traced and metered "
+        "like every route (the probes are not); "
         "× anchor: of the same database work without the app"
     )
     for result in results:

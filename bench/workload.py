@@ -114,12 +114,17 @@ class HttpCalls:
     def by_scenario(self) -> dict[str, Call]:
         return {
             "GET /health": self.health,
+            "GET /problems/{code}": self.problem_type,
             "GET /books/{id}": self.read_book,
             "POST /orders": self.place_order,
         }
 
     async def health(self, worker: int) -> str | None:
         return _failure(await self._connections[worker].request("GET", "/health", {}))
+
+    async def problem_type(self, worker: int) -> str | None:
+        path = "/problems/book_not_found"
+        return _failure(await self._connections[worker].request("GET", path, {}))
 
     async def read_book(self, worker: int) -> str | None:
         path = f"/books/{self._workload.book(worker)}"

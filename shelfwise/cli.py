@@ -267,13 +267,8 @@ async def _manage_tenant(
     done = f"tenant {tenant.slug} is {tenant.status.value}"
     # Running processes cache that its users may act: they must ask the database again.
     cache_settings = settings.cache
-    has_replica = settings.database.read_url is not None
     async with opened_cache(cache_settings) as cache:
-        tenant_cache = TenantCache(
-            cache,
-            ttl_seconds=cache_settings.ttl_seconds,
-            replica_lag_seconds=cache_settings.replica_lag_seconds if has_replica else 0.0,
-        )
+        tenant_cache = TenantCache.for_settings(cache, settings)
         with tenant_context(tenant.id):
             told = await tenant_cache.changed(ACCOUNT)
             told = await tenant_cache.settled() and told

@@ -27,6 +27,7 @@ from shelfwise.platform.db import (
     Base,
     Database,
     DatabaseBusyError,
+    DatabaseConflictError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
     create_schema,
@@ -84,6 +85,7 @@ UNAVAILABLE_ERRORS = (
     DatabaseUnavailableError,
     DatabaseBusyError,
     DatabaseTimeoutError,
+    DatabaseConflictError,
     CircuitOpenError,
 )
 
@@ -163,13 +165,7 @@ async def connected_cache(app: FastAPI) -> AsyncIterator[None]:
             )
         listener = asyncio.create_task(cache.listen_for_invalidations())
         app.state.cache = cache
-        has_replica = app.state.settings.database.read_url is not None
-        tenant_cache = TenantCache(
-            cache,
-            ttl_seconds=settings.ttl_seconds,
-            enabled=settings.enabled,
-            replica_lag_seconds=settings.replica_lag_seconds if has_replica else 0.0,
-        )
+        tenant_cache = TenantCache.for_settings(cache, app.state.settings)
         app.state.tenant_cache = tenant_cache
         try:
             yield

@@ -67,6 +67,7 @@ def a_result(
 
 RESULTS = [
     a_result("GET /health", 1000.0, cpu_percent={"server": 99.6, "load generator": 30.2}),
+    a_result("GET /problems/{code}", 440.0),
     a_result("bare ORM read", 400.0, through_server=False, cpu_percent={"bench": 80.0}),
     a_result("GET /books/{id}", 220.0, anchor="bare ORM read"),
     a_result("raw asyncpg order", 0.0, through_server=False),
@@ -74,13 +75,21 @@ RESULTS = [
 ]
 
 
-def test_app_scenarios_are_compared_with_the_ceiling_and_their_own_anchor() -> None:
+def test_app_scenarios_are_compared_with_both_ceilings_and_their_own_anchor() -> None:
     assert ratios(RESULTS) == {
-        "GET /books/{id}": {"GET /health": 0.22, "bare ORM read": 0.55},
+        "GET /books/{id}": {
+            "GET /health": 0.22,
+            "GET /problems/{code}": 0.5,
+            "bare ORM read": 0.55,
+        },
         # An anchor that did nothing gives no ratio rather than a division by zero.
-        "POST /orders": {"GET /health": 0.09, "raw asyncpg order": None},
+        "POST /orders": {
+            "GET /health": 0.09,
+            "GET /problems/{code}": 90 / 440,
+            "raw asyncpg order": None,
+        },
     }
-    assert ratio(RESULTS[2], RESULTS[0]) == 0.22
+    assert ratio(RESULTS[3], RESULTS[0]) == 0.22
 
 
 def test_the_table_has_a_row_per_scenario_with_its_ratios() -> None:
@@ -88,17 +97,18 @@ def test_the_table_has_a_row_per_scenario_with_its_ratios() -> None:
     words = [" ".join(line.split()) for line in lines]
 
     assert words == [
-        "scenario req/s p50 ms p99 ms errors cpu % work/load × ceiling × anchor",
+        "scenario req/s p50 ms p99 ms errors cpu % work/load × ceiling × route × anchor",
         "GET /health 1000 1.00 2.00 0 100/30",
+        "GET /problems/{code} 440 1.00 2.00 0",
         "bare ORM read 400 1.00 2.00 0 80",
-        "GET /books/{id} 220 1.00 2.00 0 0.22 0.55 of bare ORM read",
+        "GET /books/{id} 220 1.00 2.00 0 0.22 0.50 0.55 of bare ORM read",
         "raw asyncpg order 0 1.00 2.00 0",
-        "POST /orders 90 1.00 2.00 1 0.09 — of raw asyncpg order",
+        "POST /orders 90 1.00 2.00 1 0.09 0.20 — of raw asyncpg order",
     ]
     # Numbers are right-aligned under their heading.
     rate_ends = lines[0].index("req/s") + len("req/s")
     assert lines[1].index("1000") + len("1000") == rate_ends
-    assert lines[3].index("220") + len("220") == rate_ends
+    assert lines[4].index("220") + len("220") == rate_ends
 
 
 def test_isbns_are_valid_isbn_13s() -> None:

@@ -1,17 +1,18 @@
 """How the catalog's services are built for a request: the only place that picks the SQL adapters.
 
-Routes ask for ``BookServiceDep``; tests replace ``get_book_service`` (or a repository
-dependency) through ``app.dependency_overrides``.
+Routes ask for ``BookServiceDep``; tests replace ``get_book_service`` through
+``app.dependency_overrides``. Other features' services name ``BookRepositoryDep``.
 """
 
 from typing import Annotated
 
 from fastapi import Depends
 
-from shelfwise.catalog.ports import AuthorRepository, BookRepository
+from shelfwise.catalog.ports import BookRepository
 from shelfwise.catalog.repository import SqlAuthorRepository, SqlBookRepository
 from shelfwise.catalog.service import ISBN_SEARCH, AuthorService, BookService
-from shelfwise.platform.dependencies import SessionDep, UnitOfWorkDep
+from shelfwise.platform.dependencies import SessionDep
+from shelfwise.platform.unit_of_work import SqlUnitOfWork
 from shelfwise.tenancy.dependencies import FeatureFlagsDep
 
 
@@ -20,30 +21,28 @@ async def get_book_repository(session: SessionDep) -> BookRepository:
     return SqlBookRepository(session)
 
 
-async def get_author_repository(session: SessionDep) -> AuthorRepository:
-    """Authors in the request's session."""
-    return SqlAuthorRepository(session)
-
-
 BookRepositoryDep = Annotated[BookRepository, Depends(get_book_repository)]
-AuthorRepositoryDep = Annotated[AuthorRepository, Depends(get_author_repository)]
 
 
-async def get_book_service(
-    books: BookRepositoryDep,
-    authors: AuthorRepositoryDep,
-    uow: UnitOfWorkDep,
-    flags: FeatureFlagsDep,
-    session: SessionDep,
-) -> BookService:
-    """A BookService working in the request's session, with the current tenant's flags."""
+async def get_book_service(session: SessionDep, flags: FeatureFlagsDep) -> BookService:
+    """A BookService working in the request's session, with the current tenant's flags.
+
+    It builds its adapters itself rather than naming their dependencies: every catalog read
+    builds this service, and FastAPI solves each named dependency's own again, each time
+    (part 13 measured it).
+    """
     isbn_search = await flags.is_enabled(session, ISBN_SEARCH)
-    return BookService(books, authors, uow, isbn_search=isbn_search)
+    return BookService(
+        SqlBookRepository(session),
+        SqlAuthorRepository(session),
+        SqlUnitOfWork(session),
+        isbn_search=isbn_search,
+    )
 
 
-async def get_author_service(authors: AuthorRepositoryDep, uow: UnitOfWorkDep) -> AuthorService:
+async def get_author_service(session: SessionDep) -> AuthorService:
     """An AuthorService working in the request's session."""
-    return AuthorService(authors, uow)
+    return AuthorService(SqlAuthorRepository(session), SqlUnitOfWork(session))
 
 
 BookServiceDep = Annotated[BookService, Depends(get_book_service)]

@@ -10,7 +10,7 @@ from shelfwise.identity.errors import TokenRejectedError
 from shelfwise.identity.repository import SqlAccounts
 from shelfwise.identity.service import AuthService
 from shelfwise.identity.tokens import Principal, TokenSigner
-from shelfwise.platform.dependencies import SessionDep
+from shelfwise.platform.dependencies import DatabaseDep, SessionDep
 from shelfwise.platform.logs import bind_request_fields
 from shelfwise.tenancy.context import tenant_context
 from shelfwise.tenancy.dependencies import TenantCacheDep
@@ -43,24 +43,27 @@ AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 async def authenticate(
     token: Annotated[str | None, Depends(bearer_token)],
-    service: AuthServiceDep,
+    signer: Annotated[TokenSigner, Depends(get_token_signer)],
+    database: DatabaseDep,
     cache: TenantCacheDep,
 ) -> AsyncIterator[Principal]:
     """The verified caller; for the rest of the request, their tenant is the current tenant.
 
     The tenant comes from the signed token and nothing else: no header, path or body can
     choose it. Whether the account may still act is cached (only a yes: a refusal is always
-    asked of the database again).
+    asked of the database again). Only a miss opens a session, a short one of its own: a
+    cached yes costs no session at all.
     """
     if token is None:
         raise TokenRejectedError("This route needs a bearer token; log in at POST /auth/token.")
-    principal = service.verify(token)
+    principal = AuthService.verify_with(signer, token)
     # Every log line and the trace of the rest of the request say whose it was.
     bind_request_fields(tenant_id=str(principal.tenant_id), user_id=principal.user_id)
     with tenant_context(principal.tenant_id):
 
         async def allowed() -> bytes:
-            await service.ensure_allowed(principal)
+            async with database.session(read_only=True) as session:
+                await AuthService(SqlAccounts(session), signer).ensure_allowed(principal)
             return ALLOWED
 
         await cache.read(ACCOUNT, str(principal.user_id), allowed)

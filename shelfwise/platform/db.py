@@ -197,8 +197,20 @@ class DatabaseTimeoutError(UnavailableError):
     title = "Database too slow"
 
 
+class DatabaseConflictError(UnavailableError):
+    """The database ended the transaction to break a deadlock with another one, or because it
+    could not be serialized with another one. Nothing was done. Retry after the number of
+    seconds in the `Retry-After` header."""
+
+    code = "database_conflict"
+    title = "Transaction in conflict"
+
+
 # SQLSTATE 57014, query_canceled: what PostgreSQL reports when statement_timeout fires.
 QUERY_CANCELED = "57014"
+# SQLSTATEs of a transaction the server rolled back for another's sake: serialization_failure
+# and deadlock_detected. Running it again is the documented remedy.
+CONFLICT_SQLSTATES = ("40001", "40P01")
 # SQLSTATEs of a server that cannot serve us: connection exceptions (class 08), too many
 # connections, and a server that is shutting down, crashed, or still starting up.
 OUTAGE_SQLSTATES = ("08", "53300", "57P01", "57P02", "57P03")
@@ -231,6 +243,12 @@ def as_unavailable(error: BaseException, retry_after_seconds: int) -> Unavailabl
     if sqlstate_of(error) == QUERY_CANCELED:
         return DatabaseTimeoutError(
             "A database statement took too long and was cancelled. Retry in 1 s.",
+            retry_after_seconds=1,
+        )
+    if sqlstate_of(error) in CONFLICT_SQLSTATES:
+        return DatabaseConflictError(
+            "The database rolled this transaction back to settle a conflict with another one. "
+            "Retry in 1 s.",
             retry_after_seconds=1,
         )
     if isinstance(error, OperationalError) and "database is locked" in str(error.orig):

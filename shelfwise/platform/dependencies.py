@@ -29,7 +29,7 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def get_session(request: Request, database: DatabaseDep) -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: rolled back if the request fails, always closed.
 
     A request with a safe method gets a read-only session (on the replica, when there is one);
@@ -39,7 +39,11 @@ async def get_session(request: Request, database: DatabaseDep) -> AsyncIterator[
     client was told "201 Created". FastAPI caches a dependency per request, so every
     repository, unit of work and service of a request shares this one session, and the
     database's breaker and error translation (``Database.session``) see all it does.
+
+    It takes the request, not ``DatabaseDep``: FastAPI solves a dependency's own dependencies
+    each time it is named, even when its value is cached, and many dependencies name this one.
     """
+    database = await get_database(request)
     if request.method in SAFE_METHODS:
         async with database.session(read_only=True) as reading:
             yield reading

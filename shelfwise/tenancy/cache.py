@@ -13,12 +13,14 @@ the tenant's entity, in every process, and all of its cached reads are read afre
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
+from typing import Self
 from uuid import UUID
 
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from shelfwise.platform.cache import TwoLevelCache
+from shelfwise.platform.settings import Settings
 from shelfwise.tenancy.context import current_tenant_id
 
 KEY_VERSION = "v1"
@@ -42,6 +44,18 @@ class TenantCache:
         # Non-zero when reads come from a replica (see ``changed``).
         self._replica_lag_seconds = replica_lag_seconds
         self._second_generations: set[asyncio.Task[bool]] = set()
+
+    @classmethod
+    def for_settings(cls, cache: TwoLevelCache, settings: Settings) -> Self:
+        """The tenant cache the service's ``settings`` describe, for the app and the CLI alike:
+        a command that invalidates must do it the way the running processes read."""
+        has_replica = settings.database.read_url is not None
+        return cls(
+            cache,
+            ttl_seconds=settings.cache.ttl_seconds,
+            enabled=settings.cache.enabled,
+            replica_lag_seconds=settings.cache.replica_lag_seconds if has_replica else 0.0,
+        )
 
     async def read(self, entity: str, item: str, load: Callable[[], Awaitable[bytes]]) -> bytes:
         """The cached bytes of the current tenant's ``item`` of ``entity``, or ``load()``'s."""

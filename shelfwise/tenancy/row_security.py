@@ -7,6 +7,8 @@ own the tables (FORCE extends them to the owner, too; only superusers and BYPASS
 pass by).
 """
 
+import hashlib
+
 from sqlalchemy import Connection, event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
@@ -65,10 +67,30 @@ def tenant_policies() -> list[str]:
     return statements
 
 
-async def apply_policies(connection: AsyncConnection, statements: list[str]) -> None:
-    """Run policy ``statements``; ``connection`` must be the tables' owner's."""
+# Where the fingerprint of the policies in place is kept: a comment on a table that always exists.
+POLICIES_MARK = "tenants"
+
+
+async def apply_policies(connection: AsyncConnection, statements: list[str]) -> bool:
+    """Run policy ``statements`` unless these very statements were run before; returns whether
+    they ran. ``connection`` must be the tables' owner's.
+
+    ``ALTER TABLE`` and ``CREATE POLICY`` lock each table exclusively until the transaction
+    ends, one table after another, while live requests lock tables in their own order: on a
+    database in use, running them again deadlocks requests. So they run only when they differ
+    from those that ran last, and the fingerprint is kept on the database itself.
+    """
+    digest = hashlib.sha256("\n".join(statements).encode()).hexdigest()
+    fingerprint = f"shelfwise policies {digest}"
+    in_place = await connection.scalar(
+        text(f"SELECT obj_description('{POLICIES_MARK}'::regclass, 'pg_class')")
+    )
+    if in_place == fingerprint:
+        return False
     for statement in statements:
         await connection.exec_driver_sql(statement)
+    await connection.exec_driver_sql(f"COMMENT ON TABLE {POLICIES_MARK} IS '{fingerprint}'")
+    return True
 
 
 async def row_security_binds(connection: AsyncConnection) -> bool:

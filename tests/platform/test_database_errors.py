@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shelfwise.platform.db import (
     Database,
     DatabaseBusyError,
+    DatabaseConflictError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
     as_unavailable,
@@ -49,6 +50,7 @@ OUTAGES: list[Any] = [
 NOT_OUTAGES: list[Any] = [
     PoolTimeoutError("QueuePool limit of size 5 overflow 10 reached"),  # busy, not down
     wrapped("57014"),  # statement_timeout: slow, not down
+    wrapped("40P01"),  # deadlock_detected: a conflict between two transactions
     wrapped("23505"),  # a unique violation: a broken rule
     ValueError("a bug"),
 ]
@@ -72,6 +74,13 @@ def test_a_full_pool_is_busy_and_a_cancelled_statement_is_a_timeout() -> None:
     assert isinstance(as_unavailable(wrapped("57014"), 1), DatabaseTimeoutError)
     assert as_unavailable(wrapped("23505"), 1) is None
     assert as_unavailable(ValueError("a bug"), 1) is None
+
+
+@pytest.mark.parametrize("sqlstate", ["40001", "40P01"])
+def test_a_transaction_rolled_back_for_another_is_a_conflict_to_retry(sqlstate: str) -> None:
+    answer = as_unavailable(wrapped(sqlstate), retry_after_seconds=30)
+    assert isinstance(answer, DatabaseConflictError)
+    assert answer.retry_after_seconds == 1
 
 
 class CloseFails(AsyncSession):

@@ -14,6 +14,7 @@ from sqlalchemy import make_url, text
 from shelfwise.main import create_app
 from shelfwise.platform.db import (
     Database,
+    DatabaseConflictError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
     create_engine,
@@ -192,6 +193,32 @@ async def test_a_statement_over_the_timeout_is_cancelled_and_the_connection_reus
                 await session.execute(text("SELECT pg_sleep(2)"))
         async with database.session() as session:
             assert await session.scalar(text("SELECT pg_backend_pid()")) == backend
+    finally:
+        await database.dispose()
+
+
+async def test_the_transaction_a_deadlock_rolls_back_is_a_conflict_and_opens_no_circuit(
+    owner_url: str,
+) -> None:
+    database = Database.connect(owner_url, DatabaseSettings(url=SecretStr(owner_url)))
+    both_hold_one = asyncio.Barrier(2)
+
+    async def lock_in_order(first: int, second: int) -> None:
+        async with database.session() as session:
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": first})
+            await both_hold_one.wait()
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": second})
+
+    try:
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(lock_in_order(1, 2), lock_in_order(2, 1), return_exceptions=True),
+            NO_HANG_SECONDS,
+        )
+        conflicts = [error for error in outcomes if isinstance(error, DatabaseConflictError)]
+        assert len(conflicts) == 1, outcomes  # PostgreSQL rolled back one; the other went on
+        assert outcomes.count(None) == 1
+        assert conflicts[0].retry_after_seconds == 1
+        assert database.breaker.state is CircuitState.CLOSED
     finally:
         await database.dispose()
 

@@ -1,6 +1,7 @@
 """Wall 2, PostgreSQL's row-level security, holding with no help from the ORM: raw SQL as the
 app's role sees and writes only the tenant its transaction names."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,11 +12,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shelfwise.identity.repository import user_policies
 from shelfwise.main import create_app, prepare_database
-from shelfwise.platform.db import create_engine, create_session_factory
+from shelfwise.platform.db import Base, create_engine, create_session_factory
 from shelfwise.platform.settings import Settings
 from shelfwise.tenancy.context import tenant_context
 from shelfwise.tenancy.orm_filter import install_orm_filter
+from shelfwise.tenancy.row_security import apply_policies, tenant_policies
 from tests.databases import as_app_role, empty_database, settings_for
 from tests.factories import Tenants, a_book, seed_tenants
 
@@ -156,3 +159,36 @@ async def test_the_app_warns_when_its_role_would_pass_by_every_policy(
             pass
 
     assert "row-level security (wall 2) does not apply" in caplog.text
+
+
+async def test_preparing_a_database_in_use_again_waits_for_no_request(
+    owner_url: str, seeded: Tenants
+) -> None:
+    """Every app start and every CLI command prepares the database. Once it is prepared, that
+    takes no lock a request holds: the policies' DDL would, and deadlocked requests (500s)."""
+    owner = create_engine(owner_url)
+    try:
+        async with owner.connect() as request:  # a request that has read every table, not done
+            for table in Base.metadata.tables:
+                await request.execute(text(f"SELECT 1 FROM {table} LIMIT 1"))
+            settings = Settings(database=settings_for(as_app_role(owner_url), owner_url))
+            await asyncio.wait_for(prepare_database(settings), timeout=5)
+    finally:
+        await owner.dispose()
+
+
+async def test_policies_run_again_only_when_they_change(owner_url: str, seeded: Tenants) -> None:
+    policies = tenant_policies() + user_policies()
+    changed = [*policies, "ALTER TABLE books NO FORCE ROW LEVEL SECURITY"]
+    owner = create_engine(owner_url)
+    try:
+        async with owner.begin() as connection:
+            assert not await apply_policies(connection, policies)  # prepare_database ran them
+            assert await apply_policies(connection, changed)
+            assert not await apply_policies(connection, changed)
+            forced = "SELECT relforcerowsecurity FROM pg_class WHERE relname = 'books'"
+            assert not await connection.scalar(text(forced))
+            assert await apply_policies(connection, policies)
+            assert await connection.scalar(text(forced))
+    finally:
+        await owner.dispose()
