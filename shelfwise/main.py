@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import SecretStr
-from sqlalchemy import make_url
+from sqlalchemy import func, make_url, select
 
 from shelfwise.catalog.router import create_router as create_catalog_router
 from shelfwise.identity.dependencies import authenticate
@@ -30,7 +30,6 @@ from shelfwise.platform.db import (
     DatabaseConflictError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
-    create_schema,
     grant_to_app_role,
     is_outage,
 )
@@ -74,6 +73,8 @@ from shelfwise.tenancy.secrets import SecretBox, TenantSecrets
 logger = logging.getLogger(__name__)
 
 READINESS_TIMEOUT_SECONDS = 2.0
+# The advisory lock that makes preparing the database one process at a time (any fixed number).
+PREPARING_LOCK = 4_807_013
 # Asked every few seconds by machines (orchestrators, Prometheus): never shed, traced or
 # logged one line each, so that they work under overload and do not drown the requests.
 PROBE_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
@@ -186,8 +187,13 @@ async def prepare_database(settings: Settings) -> None:
     admin_url = settings.database.admin_url
     owner = Database.connect(admin_url.get_secret_value() if admin_url else app_url)
     try:
-        await create_schema(owner.engine)
         async with owner.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # One preparer at a time: replicas starting together, or a command run during a
+                # start, would otherwise update the same catalog rows at once, and PostgreSQL
+                # fails one of them ("tuple concurrently updated").
+                await connection.execute(select(func.pg_advisory_xact_lock(PREPARING_LOCK)))
+            await connection.run_sync(Base.metadata.create_all)
             if connection.dialect.name == "postgresql":
                 await apply_policies(connection, tenant_policies() + user_policies())
                 app_role = make_url(app_url).username

@@ -10,7 +10,7 @@ from shelfwise.identity.errors import TokenRejectedError
 from shelfwise.identity.repository import SqlAccounts
 from shelfwise.identity.service import AuthService
 from shelfwise.identity.tokens import Principal, TokenSigner
-from shelfwise.platform.dependencies import DatabaseDep, SessionDep
+from shelfwise.platform.dependencies import SAFE_METHODS, DatabaseDep, SessionDep
 from shelfwise.platform.logs import bind_request_fields
 from shelfwise.tenancy.context import tenant_context
 from shelfwise.tenancy.dependencies import TenantCacheDep
@@ -42,6 +42,7 @@ AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
 async def authenticate(
+    request: Request,
     token: Annotated[str | None, Depends(bearer_token)],
     signer: Annotated[TokenSigner, Depends(get_token_signer)],
     database: DatabaseDep,
@@ -62,7 +63,9 @@ async def authenticate(
     with tenant_context(principal.tenant_id):
 
         async def allowed() -> bytes:
-            async with database.session(read_only=True) as session:
+            # A write's check reads the primary: a replica may not have the suspension yet.
+            reading = request.method in SAFE_METHODS
+            async with database.session(read_only=reading) as session:
                 await AuthService(SqlAccounts(session), signer).ensure_allowed(principal)
             return ALLOWED
 

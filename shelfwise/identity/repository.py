@@ -10,7 +10,7 @@ from shelfwise.identity.models import User
 from shelfwise.identity.ports import Account
 from shelfwise.identity.tokens import Principal
 from shelfwise.tenancy.models import Tenant, TenantStatus
-from shelfwise.tenancy.row_security import CURRENT_TENANT_SQL, row_level_security
+from shelfwise.tenancy.row_security import CURRENT_TENANT_SQL, TablePolicy, row_level_security
 
 if TYPE_CHECKING:
     from shelfwise.identity.ports import Accounts
@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 LOGIN_LOOKUP = "shelfwise_login_candidate"
 
 
-def user_policies() -> list[str]:
+def user_policies() -> list[TablePolicy]:
     """Wall 2 for users: a transaction sees and changes its own tenant's users only."""
-    return row_level_security("users", f"tenant_id = {CURRENT_TENANT_SQL}")
+    return [row_level_security("users", f"tenant_id = {CURRENT_TENANT_SQL}")]
 
 
 async def install_login_lookup(connection: AsyncConnection, app_role: str | None) -> None:

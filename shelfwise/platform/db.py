@@ -355,6 +355,9 @@ class Database:
         self, *, read_only: Literal[False] = False
     ) -> AbstractAsyncContextManager[WriteSession]: ...
 
+    @overload
+    def session(self, *, read_only: bool) -> AbstractAsyncContextManager[AsyncSession]: ...
+
     def session(
         self, *, read_only: bool = False
     ) -> AbstractAsyncContextManager[ReadSession] | AbstractAsyncContextManager[WriteSession]:

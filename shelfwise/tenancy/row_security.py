@@ -8,6 +8,7 @@ pass by).
 """
 
 import hashlib
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
@@ -39,15 +40,39 @@ def set_database_tenant(
         connection.execute(select(func.set_config(TENANT_SETTING, str(scope.tenant_id), True)))
 
 
-def row_level_security(table: str, using: str, with_check: str | None = None) -> list[str]:
-    """The statements that put ``table`` behind a policy (idempotent: safe on every start)."""
-    return [
-        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
-        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
-        f"DROP POLICY IF EXISTS tenant_isolation ON {table}",
-        f"CREATE POLICY tenant_isolation ON {table} USING ({using}) "
-        f"WITH CHECK ({with_check or using})",
-    ]
+POLICY = "tenant_isolation"
+
+
+@dataclass(frozen=True)
+class TablePolicy:
+    """Wall 2 on one table: row-level security enabled and forced, under one policy."""
+
+    table: str
+    using: str
+    with_check: str
+
+    @property
+    def statements(self) -> list[str]:
+        """The statements that put the table behind the policy (safe to run again)."""
+        return [
+            f"ALTER TABLE {self.table} ENABLE ROW LEVEL SECURITY",
+            f"ALTER TABLE {self.table} FORCE ROW LEVEL SECURITY",
+            f"DROP POLICY IF EXISTS {POLICY} ON {self.table}",
+            f"CREATE POLICY {POLICY} ON {self.table} USING ({self.using}) "
+            f"WITH CHECK ({self.with_check})",
+        ]
+
+    @property
+    def fingerprint(self) -> str:
+        """What the policy's comment says once these very statements have run."""
+        digest = hashlib.sha256("\n".join(self.statements).encode()).hexdigest()
+        return f"shelfwise {digest}"
+
+
+def row_level_security(table: str, using: str, with_check: str | None = None) -> TablePolicy:
+    """``table`` behind a policy that lets a row be seen if ``using`` holds for it, and written
+    if ``with_check`` (by default ``using``) does."""
+    return TablePolicy(table, using, with_check or using)
 
 
 def tenant_scoped_tables() -> list[str]:
@@ -59,38 +84,47 @@ def tenant_scoped_tables() -> list[str]:
     )
 
 
-def tenant_policies() -> list[str]:
+def tenant_policies() -> list[TablePolicy]:
     """The policies of the tenants table and of every tenant-scoped table."""
-    statements = row_level_security("tenants", f"id = {CURRENT_TENANT_SQL}")
+    policies = [row_level_security("tenants", f"id = {CURRENT_TENANT_SQL}")]
     for table in tenant_scoped_tables():
-        statements += row_level_security(table, f"tenant_id = {CURRENT_TENANT_SQL}")
-    return statements
+        policies.append(row_level_security(table, f"tenant_id = {CURRENT_TENANT_SQL}"))
+    return policies
 
 
-# Where the fingerprint of the policies in place is kept: a comment on a table that always exists.
-POLICIES_MARK = "tenants"
+# Tables in the search path whose row-level security is enabled and forced, with our policy and
+# its comment. Reading the catalogs takes no lock on the tables.
+POLICIES_IN_PLACE = text(
+    "SELECT c.relname, obj_description(p.oid, 'pg_policy') FROM pg_class AS c "
+    f"JOIN pg_policy AS p ON p.polrelid = c.oid AND p.polname = '{POLICY}' "
+    "WHERE c.relrowsecurity AND c.relforcerowsecurity AND pg_table_is_visible(c.oid)"
+)
 
 
-async def apply_policies(connection: AsyncConnection, statements: list[str]) -> bool:
-    """Run policy ``statements`` unless these very statements were run before; returns whether
-    they ran. ``connection`` must be the tables' owner's.
+async def apply_policies(connection: AsyncConnection, policies: list[TablePolicy]) -> list[str]:
+    """Put each table behind its policy unless it is already; returns the tables it changed.
+    ``connection`` must be the tables' owner's.
 
-    ``ALTER TABLE`` and ``CREATE POLICY`` lock each table exclusively until the transaction
-    ends, one table after another, while live requests lock tables in their own order: on a
-    database in use, running them again deadlocks requests. So they run only when they differ
-    from those that ran last, and the fingerprint is kept on the database itself.
+    The statements lock their table in ACCESS EXCLUSIVE mode until the transaction ends, one
+    table after another, while live requests lock tables in their own order: run again on a
+    database in use, they deadlocked requests. So a table is left alone when its policy is in
+    place and carries the fingerprint of the statements that made it. A policy dropped by hand,
+    or row-level security switched off, is put back; a policy altered by hand under the same
+    name is not noticed.
     """
-    digest = hashlib.sha256("\n".join(statements).encode()).hexdigest()
-    fingerprint = f"shelfwise policies {digest}"
-    in_place = await connection.scalar(
-        text(f"SELECT obj_description('{POLICIES_MARK}'::regclass, 'pg_class')")
-    )
-    if in_place == fingerprint:
-        return False
-    for statement in statements:
-        await connection.exec_driver_sql(statement)
-    await connection.exec_driver_sql(f"COMMENT ON TABLE {POLICIES_MARK} IS '{fingerprint}'")
-    return True
+    rows = await connection.execute(POLICIES_IN_PLACE)
+    in_place: dict[str, str | None] = {table: comment for table, comment in rows}
+    changed = []
+    for policy in policies:
+        if in_place.get(policy.table) == policy.fingerprint:
+            continue
+        for statement in policy.statements:
+            await connection.exec_driver_sql(statement)
+        await connection.exec_driver_sql(
+            f"COMMENT ON POLICY {POLICY} ON {policy.table} IS '{policy.fingerprint}'"
+        )
+        changed.append(policy.table)
+    return changed
 
 
 async def row_security_binds(connection: AsyncConnection) -> bool:

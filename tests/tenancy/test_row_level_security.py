@@ -4,6 +4,7 @@ app's role sees and writes only the tenant its transaction names."""
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from uuid import UUID
 
@@ -177,18 +178,35 @@ async def test_preparing_a_database_in_use_again_waits_for_no_request(
         await owner.dispose()
 
 
-async def test_policies_run_again_only_when_they_change(owner_url: str, seeded: Tenants) -> None:
+async def test_a_table_is_put_behind_its_policy_again_only_when_it_is_not(
+    owner_url: str, seeded: Tenants
+) -> None:
     policies = tenant_policies() + user_policies()
-    changed = [*policies, "ALTER TABLE books NO FORCE ROW LEVEL SECURITY"]
+    books = next(policy for policy in policies if policy.table == "books")
+    forced = "SELECT relforcerowsecurity FROM pg_class WHERE relname = 'books'"
     owner = create_engine(owner_url)
     try:
         async with owner.begin() as connection:
-            assert not await apply_policies(connection, policies)  # prepare_database ran them
-            assert await apply_policies(connection, changed)
-            assert not await apply_policies(connection, changed)
-            forced = "SELECT relforcerowsecurity FROM pg_class WHERE relname = 'books'"
+            assert await apply_policies(connection, policies) == []  # prepare_database ran them
+            changed = replace(books, using="false")  # a new release's policy for books
+            assert await apply_policies(connection, [changed]) == ["books"]
+            assert await apply_policies(connection, [changed]) == []
+            assert await apply_policies(connection, policies) == ["books"]
+            # Changed by hand: switched off on books, dropped on users; both put back.
+            await connection.execute(text("ALTER TABLE books NO FORCE ROW LEVEL SECURITY"))
+            await connection.execute(text("DROP POLICY tenant_isolation ON users"))
             assert not await connection.scalar(text(forced))
-            assert await apply_policies(connection, policies)
+            assert sorted(await apply_policies(connection, policies)) == ["books", "users"]
             assert await connection.scalar(text(forced))
+            assert await apply_policies(connection, policies) == []
     finally:
         await owner.dispose()
+
+
+async def test_two_processes_preparing_at_once_both_succeed(
+    owner_url: str, seeded: Tenants
+) -> None:
+    """Replicas that start together: the catalog updates (grants, the login lookup) of two
+    preparers at once would fail one of them ("tuple concurrently updated")."""
+    settings = Settings(database=settings_for(as_app_role(owner_url), owner_url))
+    await asyncio.gather(*(prepare_database(settings) for _ in range(4)))
