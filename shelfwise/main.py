@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import SecretStr
 from sqlalchemy import func, make_url, select
+from sqlalchemy.exc import DBAPIError
 
 from shelfwise.catalog.router import create_router as create_catalog_router
 from shelfwise.identity.dependencies import authenticate
@@ -32,6 +34,7 @@ from shelfwise.platform.db import (
     DatabaseUnavailableError,
     grant_to_app_role,
     is_outage,
+    sqlstate_of,
 )
 from shelfwise.platform.dependencies import DatabaseDep
 from shelfwise.platform.head import HeadAsGetMiddleware
@@ -62,6 +65,7 @@ from shelfwise.tenancy.config import TenantConfig
 from shelfwise.tenancy.flags import FeatureFlags
 from shelfwise.tenancy.orm_filter import install_orm_filter
 from shelfwise.tenancy.row_security import (
+    LOCK_NOT_AVAILABLE,
     apply_policies,
     install_row_security,
     row_security_binds,
@@ -75,6 +79,7 @@ logger = logging.getLogger(__name__)
 READINESS_TIMEOUT_SECONDS = 2.0
 # The advisory lock that makes preparing the database one process at a time (any fixed number).
 PREPARING_LOCK = 4_807_013
+PREPARING_ATTEMPTS = 25
 # Asked every few seconds by machines (orchestrators, Prometheus): never shed, traced or
 # logged one line each, so that they work under overload and do not drown the requests.
 PROBE_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
@@ -181,33 +186,51 @@ async def prepare_database(settings: Settings) -> None:
     """Until migrations arrive (part 17), the schema comes straight from the models.
 
     On PostgreSQL the tables' owner (``database.admin_url``) creates the tables and their
-    row-level security policies, and lets the app's role read and write them.
+    row-level security policies, and lets the app's role read and write them. When policies
+    must change on a database in use, their locks may not come at once: it tries again, up to
+    ``PREPARING_ATTEMPTS`` times, about 0.3 s apart.
     """
     app_url = settings.database.url.get_secret_value()
     admin_url = settings.database.admin_url
     owner = Database.connect(admin_url.get_secret_value() if admin_url else app_url)
     try:
-        async with owner.engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                # One preparer at a time: replicas starting together, or a command run during a
-                # start, would otherwise update the same catalog rows at once, and PostgreSQL
-                # fails one of them ("tuple concurrently updated").
-                await connection.execute(select(func.pg_advisory_xact_lock(PREPARING_LOCK)))
-            await connection.run_sync(Base.metadata.create_all)
-            if connection.dialect.name == "postgresql":
-                await apply_policies(connection, tenant_policies() + user_policies())
-                app_role = make_url(app_url).username
-                if admin_url and app_role:
-                    # Tenants' rows are the app's to change; global tables (tenants, users)
-                    # are the operators', so a tenant cannot, say, lift its own suspension.
-                    writable = tenant_scoped_tables()
-                    read_only = sorted(set(Base.metadata.tables) - set(writable))
-                    await grant_to_app_role(
-                        connection, app_role, writable=writable, read_only=read_only
-                    )
-                await install_login_lookup(connection, app_role if admin_url else None)
+        for attempt in range(1, PREPARING_ATTEMPTS + 1):
+            try:
+                await _prepare(owner, app_url, with_grants=admin_url is not None)
+                return
+            except DBAPIError as error:
+                if sqlstate_of(error) != LOCK_NOT_AVAILABLE:
+                    raise
+                if attempt == PREPARING_ATTEMPTS:
+                    raise DatabaseBusyError(
+                        "Live requests kept the tables the row-level security policies need. "
+                        "Run it again."
+                    ) from error
+                await asyncio.sleep(random.uniform(0.1, 0.5))
     finally:
         await owner.dispose()
+
+
+async def _prepare(owner: Database, app_url: str, *, with_grants: bool) -> None:
+    async with owner.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # One preparer at a time: replicas starting together, or a command run during a
+            # start, would otherwise update the same catalog rows at once, and PostgreSQL
+            # fails one of them ("tuple concurrently updated").
+            await connection.execute(select(func.pg_advisory_xact_lock(PREPARING_LOCK)))
+        await connection.run_sync(Base.metadata.create_all)
+        if connection.dialect.name == "postgresql":
+            await apply_policies(connection, tenant_policies() + user_policies())
+            app_role = make_url(app_url).username
+            if with_grants and app_role:
+                # Tenants' rows are the app's to change; global tables (tenants, users)
+                # are the operators', so a tenant cannot, say, lift its own suspension.
+                writable = tenant_scoped_tables()
+                read_only = sorted(set(Base.metadata.tables) - set(writable))
+                await grant_to_app_role(
+                    connection, app_role, writable=writable, read_only=read_only
+                )
+            await install_login_lookup(connection, app_role if with_grants else None)
 
 
 async def warn_if_row_level_security_is_off(database: Database) -> None:

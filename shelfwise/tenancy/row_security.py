@@ -92,6 +92,12 @@ def tenant_policies() -> list[TablePolicy]:
     return policies
 
 
+# How long the policies' statements wait for a table's lock before giving up: well under
+# PostgreSQL's deadlock_timeout (1 s), so that they give up before a deadlock is looked for.
+LOCK_WAIT_MS = 200
+# SQLSTATE 55P03: a lock was not granted within lock_timeout.
+LOCK_NOT_AVAILABLE = "55P03"
+
 # Tables in the search path whose row-level security is enabled and forced, with our policy and
 # its comment. Reading the catalogs takes no lock on the tables.
 POLICIES_IN_PLACE = text(
@@ -108,16 +114,25 @@ async def apply_policies(connection: AsyncConnection, policies: list[TablePolicy
     The statements lock their table in ACCESS EXCLUSIVE mode until the transaction ends, one
     table after another, while live requests lock tables in their own order: run again on a
     database in use, they deadlocked requests. So a table is left alone when its policy is in
-    place and carries the fingerprint of the statements that made it. A policy dropped by hand,
-    or row-level security switched off, is put back; a policy altered by hand under the same
-    name is not noticed.
+    place and carries the fingerprint of the statements that made it, and the tables that do
+    need them are locked together first, or not at all (``LOCK_NOT_AVAILABLE``). A policy
+    dropped by hand, or row-level security switched off, is put back; a policy altered by hand
+    under the same name is not noticed.
     """
     rows = await connection.execute(POLICIES_IN_PLACE)
     in_place: dict[str, str | None] = {table: comment for table, comment in rows}
+    stale = [policy for policy in policies if in_place.get(policy.table) != policy.fingerprint]
+    if not stale:
+        return []
+    # Every lock the statements need, at once, and not waited for long: a request holding one
+    # of these tables may be about to wait for another we hold, and PostgreSQL would break the
+    # cycle by rolling one of us back, perhaps the request. Giving up first (SQLSTATE 55P03)
+    # leaves requests alone; the caller tries again.
+    await connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT_MS}ms'")
+    tables = ", ".join(policy.table for policy in stale)
+    await connection.exec_driver_sql(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
     changed = []
-    for policy in policies:
-        if in_place.get(policy.table) == policy.fingerprint:
-            continue
+    for policy in stale:
         for statement in policy.statements:
             await connection.exec_driver_sql(statement)
         await connection.exec_driver_sql(

@@ -210,3 +210,30 @@ async def test_two_processes_preparing_at_once_both_succeed(
     preparers at once would fail one of them ("tuple concurrently updated")."""
     settings = Settings(database=settings_for(as_app_role(owner_url), owner_url))
     await asyncio.gather(*(prepare_database(settings) for _ in range(4)))
+
+
+async def test_policies_changed_on_a_database_in_use_wait_their_turn_and_deadlock_no_one(
+    owner_url: str, seeded: Tenants
+) -> None:
+    """A release that changes every policy, started while a request holds one table and goes
+    on to read another: the preparer gives up its locks, and tries again once it may."""
+    policies = tenant_policies() + user_policies()
+    settings = Settings(database=settings_for(as_app_role(owner_url), owner_url))
+    owner = create_engine(owner_url)
+    try:
+        async with owner.begin() as connection:
+            for policy in policies:
+                await connection.execute(
+                    text(f"COMMENT ON POLICY tenant_isolation ON {policy.table} IS NULL")
+                )
+        async with owner.connect() as request:
+            await request.execute(text("SELECT 1 FROM books LIMIT 1"))
+            preparing = asyncio.create_task(prepare_database(settings))
+            await asyncio.sleep(0.1)  # it has locked tenants, and waits for books
+            await request.execute(text("SELECT 1 FROM tenants LIMIT 1"))  # no deadlock
+            await request.commit()
+        await asyncio.wait_for(preparing, timeout=10)
+        async with owner.begin() as connection:
+            assert await apply_policies(connection, policies) == []
+    finally:
+        await owner.dispose()
