@@ -17,10 +17,13 @@ import re
 import sys
 from argparse import ArgumentParser
 from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import NoReturn
 from uuid import UUID
 
 from pydantic import JsonValue, SecretStr
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,11 +40,13 @@ from shelfwise.main import prepare_database
 from shelfwise.platform.cache import opened_cache
 from shelfwise.platform.db import Database
 from shelfwise.platform.errors import DomainError
+from shelfwise.platform.jobs import DeadLetter, Jobs, create_jobs
 from shelfwise.platform.settings import Settings, SettingsError, load_settings
 from shelfwise.tenancy.cache import TenantCache
 from shelfwise.tenancy.config import TenantConfig, describe
 from shelfwise.tenancy.context import tenant_context
 from shelfwise.tenancy.flags import FeatureFlags, save_flag, set_denial
+from shelfwise.tenancy.jobs import TENANT_ID
 from shelfwise.tenancy.models import (
     DESCRIPTION_LENGTH,
     SETTING_KEY_LENGTH,
@@ -59,6 +64,8 @@ SECRET_VALUE_VARIABLE = "SHELFWISE_SECRET_VALUE"
 MAX_SECRET_LENGTH = 4096
 TENANT_LIFECYCLE = {"create-tenant", "suspend-tenant", "reactivate-tenant", "create-demo"}
 GLOBAL_COMMANDS = {"flag-set", "secrets-rotate"}
+DEAD_LETTER_COMMANDS = {"jobs-dead-list", "jobs-dead-show", "jobs-dead-replay", "jobs-dead-purge"}
+MAX_LISTED = 1000
 MIN_PASSWORD_LENGTH = 8
 # The demo tenants `make serve` creates, to try the API (and its isolation) on a laptop. Known
 # passwords: never run create-demo against a deployment.
@@ -71,6 +78,8 @@ DEMO_PASSWORD = "demo-password"
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _KEY = re.compile(rf"^[a-z0-9_.-]{{1,{SETTING_KEY_LENGTH}}}$")
 _EMAIL = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
+# A Redis stream entry id: milliseconds, a dash, a sequence number.
+_LETTER_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 
 
 class UsageError(Exception):
@@ -126,6 +135,18 @@ def _json(value: str) -> JsonValue:
     except RecursionError:
         raise argparse.ArgumentTypeError("JSON nested too deeply") from None
     return parsed
+
+
+def _letter_id(value: str) -> str:
+    if not _LETTER_ID.match(value):
+        raise argparse.ArgumentTypeError("a dead letter's id looks like 1700000000000-0")
+    return value
+
+
+def _limit(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LISTED:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to {MAX_LISTED}")
+    return int(value)
 
 
 def _percent(value: str) -> int:
@@ -202,6 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
     command("secrets-list", "the names of a tenant's secrets", tenant=True)
     command("secrets-rotate", "re-encrypt every secret with the newest key")
     command("secrets-new-key", "print a new key for SHELFWISE_SECRETS_KEYS")
+
+    listing = command("jobs-dead-list", "the newest dead letters: jobs that failed for good")
+    listing.add_argument("--limit", type=_limit, default=20)
+    for name, help in (
+        ("jobs-dead-show", "one dead letter, with the message it holds"),
+        ("jobs-dead-replay", "send a dead letter's job again, as a first attempt"),
+    ):
+        command(name, help).add_argument("id", type=_letter_id)
+    command("jobs-dead-purge", "delete every dead letter")
     return parser
 
 
@@ -227,6 +257,8 @@ async def run(arguments: argparse.Namespace, settings: Settings) -> str:
     """Carry out one parsed command; returns what to print."""
     if arguments.command == "secrets-new-key":
         return new_key()
+    if arguments.command in DEAD_LETTER_COMMANDS:
+        return await _dead_letters(arguments, settings)
     await prepare_database(settings)
     admin_url = settings.database.admin_url or settings.database.url
     database = Database.connect(admin_url.get_secret_value())
@@ -244,6 +276,48 @@ async def run(arguments: argparse.Namespace, settings: Settings) -> str:
             return await _for_tenant(arguments, settings, database)
     finally:
         await database.dispose()
+
+
+async def _dead_letters(arguments: argparse.Namespace, settings: Settings) -> str:
+    if settings.jobs.redis_url is None:
+        raise UsageError(
+            "dead letters are kept on the jobs' Redis: set SHELFWISE_JOBS_REDIS_URL "
+            "(without it they live in the API's own process and go with it)"
+        )
+    jobs = create_jobs(settings.jobs, {})
+    try:
+        return await _handle_dead_letters(arguments, jobs)
+    except RedisError as error:
+        raise UsageError(f"the jobs' Redis did not answer ({type(error).__name__})") from None
+    finally:
+        await jobs.stop()
+
+
+async def _handle_dead_letters(arguments: argparse.Namespace, jobs: Jobs) -> str:
+    command = arguments.command
+    if command == "jobs-dead-list":
+        letters = await jobs.dead_letters.recent(arguments.limit)
+        return "\n".join(map(_summary, letters)) or "no dead letters"
+    if command == "jobs-dead-purge":
+        return f"deleted {await jobs.dead_letters.purge()} dead letter(s)"
+    if command == "jobs-dead-show":
+        letter = await jobs.dead_letters.find(arguments.id)
+        if letter is None:
+            raise UsageError(f"there is no dead letter {arguments.id}")
+        return json.dumps(asdict(letter), indent=2)
+    letter = await jobs.replay(arguments.id)
+    if letter is None:
+        raise UsageError(f"there is no dead letter {arguments.id} (or it was replayed already)")
+    return f"sent {letter.task_name} ({letter.task_id}) again"
+
+
+def _summary(letter: DeadLetter) -> str:
+    failed_at = datetime.fromtimestamp(letter.failed_at, UTC).isoformat(timespec="seconds")
+    tenant = letter.labels.get(TENANT_ID, "-")
+    return (
+        f"{letter.id}  {letter.task_name}  tenant {tenant}  {letter.attempts} attempt(s)  "
+        f"{failed_at}  {letter.error}"
+    )
 
 
 async def _manage_tenant(

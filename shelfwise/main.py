@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import httpx
 from fastapi import Depends, FastAPI
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
@@ -23,6 +24,7 @@ from shelfwise.identity.repository import install_login_lookup, user_policies
 from shelfwise.identity.router import create_router as create_identity_router
 from shelfwise.identity.tokens import TokenSigner
 from shelfwise.inventory.router import create_router as create_inventory_router
+from shelfwise.orders.jobs import OrderJobResources, order_jobs
 from shelfwise.orders.router import create_router as create_orders_router
 from shelfwise.platform.cache import opened_cache
 from shelfwise.platform.db import (
@@ -38,7 +40,9 @@ from shelfwise.platform.db import (
 )
 from shelfwise.platform.dependencies import DatabaseDep
 from shelfwise.platform.head import HeadAsGetMiddleware
+from shelfwise.platform.jobs import Jobs, create_jobs
 from shelfwise.platform.logs import configure_logging
+from shelfwise.platform.mail import create_mailer
 from shelfwise.platform.metrics import RequestTelemetry, install_metrics
 from shelfwise.platform.problems import (
     install_problem_handlers,
@@ -57,12 +61,14 @@ from shelfwise.platform.settings import Settings, load_settings
 from shelfwise.platform.tracing import (
     accept_trace_context_only,
     create_tracer_provider,
+    trace_http_client,
     trace_requests,
     trace_statements,
 )
 from shelfwise.tenancy.cache import TenantCache
 from shelfwise.tenancy.config import TenantConfig
 from shelfwise.tenancy.flags import FeatureFlags
+from shelfwise.tenancy.jobs import tenant_label
 from shelfwise.tenancy.orm_filter import install_orm_filter
 from shelfwise.tenancy.row_security import (
     LOCK_NOT_AVAILABLE,
@@ -77,6 +83,8 @@ from shelfwise.tenancy.secrets import SecretBox, TenantSecrets
 logger = logging.getLogger(__name__)
 
 READINESS_TIMEOUT_SECONDS = 2.0
+# A call to another service (a distributor's webhook) gives up after this long.
+OUTBOUND_TIMEOUT_SECONDS = 10.0
 # The advisory lock that makes preparing the database one process at a time (any fixed number).
 PREPARING_LOCK = 4_807_013
 PREPARING_ATTEMPTS = 25
@@ -118,7 +126,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """
     tracer_provider: TracerProvider = app.state.tracer_provider
     try:
-        async with connected_database(app), connected_cache(app):
+        async with connected_database(app), connected_cache(app), connected_jobs(app):
             yield
     finally:
         # However the app stops: sends the spans still batched (this takes up to the
@@ -127,10 +135,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def connected_database(app: FastAPI) -> AsyncIterator[None]:
-    """The database, traced, and the per-process tenant services on ``app.state``, for as
-    long as the block runs."""
-    settings: Settings = app.state.settings
+async def opened_database(
+    settings: Settings, tracer_provider: TracerProvider
+) -> AsyncIterator[Database]:
+    """The database, prepared, traced and behind both tenant walls, for as long as the block
+    runs: the API's and the worker's alike."""
     await prepare_database(settings)
     resilience = settings.resilience
     breaker = CircuitBreaker(
@@ -144,11 +153,22 @@ async def connected_database(app: FastAPI) -> AsyncIterator[None]:
     )
     try:
         for engine in filter(None, (database.engine, database.replica)):
-            trace_statements(engine, app.state.tracer_provider)
+            trace_statements(engine, tracer_provider)
         for session_factory in database.session_factories:
             install_orm_filter(session_factory)
             install_row_security(session_factory)
         await warn_if_row_level_security_is_off(database)
+        yield database
+    finally:
+        await database.dispose()
+
+
+@asynccontextmanager
+async def connected_database(app: FastAPI) -> AsyncIterator[None]:
+    """The database and the per-process tenant services on ``app.state``, for as long as the
+    block runs."""
+    settings: Settings = app.state.settings
+    async with opened_database(settings, app.state.tracer_provider) as database:
         app.state.database = database
         ttl = settings.tenant_config_ttl_seconds
         # One of each per process; they read through the request's own session.
@@ -156,8 +176,51 @@ async def connected_database(app: FastAPI) -> AsyncIterator[None]:
         app.state.feature_flags = FeatureFlags(ttl)
         app.state.tenant_secrets = TenantSecrets(SecretBox(settings.secrets.keys))
         yield
-    finally:
-        await database.dispose()
+
+
+@asynccontextmanager
+async def opened_jobs(
+    settings: Settings,
+    database: Database,
+    tracer_provider: TracerProvider,
+    config: TenantConfig | None = None,
+    secrets: TenantSecrets | None = None,
+) -> AsyncIterator[Jobs]:
+    """Every job the service has, on the broker ``settings`` name, for as long as the block
+    runs; when it ends, the jobs running in this process finish first. ``config`` and
+    ``secrets``: the process's own, if it has them already (the API does)."""
+    async with httpx.AsyncClient(timeout=OUTBOUND_TIMEOUT_SECONDS) as http:
+        trace_http_client(http, tracer_provider)
+        resources = OrderJobResources(
+            database=database,
+            config=config
+            or TenantConfig(settings.tenant_defaults, settings.tenant_config_ttl_seconds),
+            secrets=secrets or TenantSecrets(SecretBox(settings.secrets.keys)),
+            mailer=create_mailer(settings.mail),
+            http=http,
+            sender=settings.mail.sender,
+        )
+        jobs = create_jobs(settings.jobs, order_jobs(resources), (tenant_label,))
+        await jobs.start()
+        try:
+            yield jobs
+        finally:
+            await jobs.stop()
+
+
+@asynccontextmanager
+async def connected_jobs(app: FastAPI) -> AsyncIterator[None]:
+    """The jobs on ``app.state``: without a stream (the quick start) this process runs them."""
+    state = app.state
+    async with opened_jobs(
+        state.settings,
+        state.database,
+        state.tracer_provider,
+        state.tenant_config,
+        state.tenant_secrets,
+    ) as jobs:
+        state.jobs = jobs
+        yield
 
 
 @asynccontextmanager

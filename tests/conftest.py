@@ -82,6 +82,7 @@ TIERS = {
     ),
     "api": (
         "identity/test_login.py",
+        "orders/test_jobs.py",
         "platform/test_database_errors.py",
         "platform/test_database_faults.py",
         "platform/test_dependencies.py",

@@ -2,10 +2,12 @@
 
 from decimal import Decimal
 from enum import StrEnum
+from uuid import UUID
 
 from sqlalchemy import (
     CheckConstraint,
     Enum,
+    ForeignKey,
     ForeignKeyConstraint,
     Numeric,
     String,
@@ -90,3 +92,20 @@ class OrderItem(TenantScoped, Base):
     def line_total(self) -> Money:
         """Unit price times quantity, before the order's discount."""
         return Money(self.line_total_amount, self.unit_price_currency)
+
+
+class BookSale(TenantScoped, Base):
+    """Copies of one book that one order sold: the analytics job's record, kept once per order
+    and book, so that running the job again adds nothing."""
+
+    __tablename__ = "book_sales"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"]),
+    )
+
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(primary_key=True)
+    book_id: Mapped[int] = mapped_column(primary_key=True)
+    copies: Mapped[int]
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    currency: Mapped[str] = mapped_column(String(3))

@@ -15,3 +15,11 @@ class OrderRepository(Protocol):
     async def get(self, order_id: int) -> Order | None:
         """Return the order with this id and its items loaded, or ``None``."""
         ...
+
+
+class OrderEvents(Protocol):
+    """Hears about orders once they are stored: what must follow runs outside the request."""
+
+    async def order_placed(self, order: Order) -> None:
+        """``order`` was committed. Must not raise: the order stands whatever happens here."""
+        ...

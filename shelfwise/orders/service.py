@@ -12,7 +12,7 @@ from shelfwise.inventory.ports import StockRepository
 from shelfwise.orders.discounts import BULK_DISCOUNT_TIERS, DiscountTier, bulk_discount_percent
 from shelfwise.orders.errors import InvalidQuoteError, OrderNotFoundError
 from shelfwise.orders.models import Order, OrderItem, OrderStatus
-from shelfwise.orders.ports import OrderRepository
+from shelfwise.orders.ports import OrderEvents, OrderRepository
 from shelfwise.platform.money import Money
 from shelfwise.platform.unit_of_work import UnitOfWork
 
@@ -66,6 +66,7 @@ class OrderService:
         uow: UnitOfWork,
         *,
         discount_tiers: tuple[DiscountTier, ...] = BULK_DISCOUNT_TIERS,
+        events: OrderEvents | None = None,
     ) -> None:
         self._books = books
         self._stock = stock
@@ -73,6 +74,7 @@ class OrderService:
         self._uow = uow
         # The tenant's negotiated terms, resolved before the service is built (part 10).
         self._discount_tiers = discount_tiers
+        self._events = events
 
     async def quote(self, lines: Sequence[QuoteLine]) -> Quote:
         """Price ``lines`` at list price, apply the bulk discount, and check stock.
@@ -117,6 +119,9 @@ class OrderService:
                     raise InsufficientStockError(line.book_id, line.quantity, available)
             order = await self._orders.add(_order_from(quote))
             await self._uow.commit()
+        # After the commit, never before: a job must not announce an order that was rolled back.
+        if self._events is not None:
+            await self._events.order_placed(order)
         return order
 
     async def get_order(self, order_id: int) -> Order:

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shelfwise.platform.db import Database
+from shelfwise.platform.jobs import Jobs
 from shelfwise.platform.unit_of_work import SqlUnitOfWork, UnitOfWork
 
 
@@ -23,6 +24,15 @@ async def get_database(request: Request) -> Database:
 
 
 DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+async def get_jobs(request: Request) -> Jobs:
+    """The app's ``Jobs``: how a request sends work to run after it."""
+    jobs: Jobs = request.app.state.jobs
+    return jobs
+
+
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
 
 
 # Methods that change nothing, by HTTP's definition: their requests read from the replica.

@@ -130,6 +130,42 @@ class CacheSettings(BaseSettings):
     channel: str = Field(default="shelfwise:invalidate", pattern=r"^[A-Za-z0-9:._-]{1,100}$")
 
 
+class JobSettings(BaseSettings):
+    """Background jobs (see shelfwise.platform.jobs)."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{PREFIX}JOBS_")
+
+    # A Redis stream the API sends jobs to and workers read: redis://host:6379/0. Unset, jobs
+    # run in the API's own process (the quick start): lost if it stops, retried in memory.
+    redis_url: SecretStr | None = None
+    stream: str = Field(default="shelfwise:jobs", pattern=r"^[A-Za-z0-9:._-]{1,100}$")
+    # The stream keeps about this many messages, handled or not: Redis memory stays bounded.
+    stream_length: int = Field(default=100_000, ge=1000, le=10_000_000)
+    # Runs of a job before it becomes a dead letter, the first included.
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    # The delay before a retry is drawn up to base * 2^(attempt-1), at most the cap.
+    retry_base_seconds: float = Field(default=1.0, gt=0, le=3600)
+    retry_cap_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    # A message a worker took and did not acknowledge for this long is given to another
+    # worker (the first may have died). Longer than any job may run, or a job runs twice.
+    redelivery_seconds: float = Field(default=600.0, ge=1, le=86_400)
+    # How many dead letters are kept, the newest.
+    dead_letters: int = Field(default=10_000, ge=10, le=1_000_000)
+
+
+class MailSettings(BaseSettings):
+    """Outgoing email (see shelfwise.platform.mail)."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{PREFIX}MAIL_")
+
+    # The SMTP server: a relay in production, a local sink in development. Unset, messages
+    # are written to the log instead (the quick start).
+    smtp_host: str | None = Field(default=None, min_length=1, max_length=253)
+    smtp_port: int = Field(default=25, ge=1, le=65_535)
+    sender: str = Field(default="orders@shelfwise.invalid", pattern=r"^[^@\s]{1,64}@[^@\s]{1,253}$")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+
 class Settings(BaseSettings):
     """Configuration for one ShelfWise process."""
 
@@ -143,6 +179,8 @@ class Settings(BaseSettings):
     resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
     log: LoggingSettings = Field(default_factory=LoggingSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
     # Values for every tenant without an override of its own, by setting key, as JSON:
     # SHELFWISE_TENANT_DEFAULTS='{"orders.bulk_discount_tiers": [[20, "7.5"]]}'.
     tenant_defaults: dict[str, JsonValue] = Field(default_factory=dict)
@@ -179,6 +217,8 @@ SETTINGS_GROUPS: tuple[type[BaseSettings], ...] = (
     ResilienceSettings,
     LoggingSettings,
     CacheSettings,
+    JobSettings,
+    MailSettings,
 )
 
 
