@@ -166,12 +166,6 @@ async def grant_to_app_role(
         await connection.exec_driver_sql(statement)
 
 
-async def create_schema(engine: AsyncEngine) -> None:
-    """Create every table known to ``Base.metadata`` that does not exist yet."""
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
-
-
 class DatabaseUnavailableError(UnavailableError):
     """The database cannot be reached: it is down, restarting, or not answering. Nothing the
     request asked for was done, unless the connection broke while its changes were being

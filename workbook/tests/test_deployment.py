@@ -62,15 +62,35 @@ def test_the_validator_rejects_a_broken_compose_file(tmp_path: Path) -> None:
 
 def test_every_service_has_a_healthcheck_and_the_api_waits_for_healthy_ones() -> None:
     services = compose()["services"]
-    assert set(services) >= {"api", "postgres", "redis"}
+    assert set(services) >= {"api", "worker", "postgres", "redis", "queue"}
     for name, service in services.items():
         assert "healthcheck" in service, f"{name} has no healthcheck"
-    api = services["api"]
+    api, worker = services["api"], services["worker"]
     assert {name: each["condition"] for name, each in api["depends_on"].items()} == {
         "postgres": "service_healthy",
         "redis": "service_healthy",
+        "queue": "service_healthy",
+    }
+    assert {name: each["condition"] for name, each in worker["depends_on"].items()} == {
+        "postgres": "service_healthy",
+        "queue": "service_healthy",
     }
     assert "/health/ready" in " ".join(api["healthcheck"]["test"])
+
+
+def test_jobs_have_a_redis_that_neither_evicts_nor_forgets_them() -> None:
+    services = compose()["services"]
+    queue = " ".join(services["queue"]["command"])
+    assert "--maxmemory-policy noeviction" in queue and "--appendonly yes" in queue
+    for name in ("api", "worker"):
+        url = services[name]["environment"]["SHELFWISE_JOBS_REDIS_URL"]
+        assert url.startswith("redis://queue:"), f"{name} sends jobs to {url}"
+    # The worker runs with the API's settings, and stops only after its running jobs.
+    assert services["worker"]["command"] == ["python", "-m", "shelfwise.worker"]
+    assert (
+        services["worker"]["environment"]["SHELFWISE_DATABASE_URL"]
+        == (services["api"]["environment"]["SHELFWISE_DATABASE_URL"])
+    )
 
 
 def test_the_api_is_configured_only_with_variables_the_app_reads() -> None:

@@ -35,7 +35,7 @@ from shelfwise.identity.onboarding import (
 from shelfwise.identity.router import PASSWORD_LENGTH
 from shelfwise.main import prepare_database
 from shelfwise.platform.cache import opened_cache
-from shelfwise.platform.db import Database
+from shelfwise.platform.db import Database, as_unavailable
 from shelfwise.platform.errors import DomainError
 from shelfwise.platform.settings import Settings, SettingsError, load_settings
 from shelfwise.tenancy.cache import TenantCache
@@ -372,5 +372,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(asyncio.run(run(arguments, load_settings())))
     except (UsageError, IncompleteError, DomainError, SettingsError) as error:
         print(f"{parser.prog} {arguments.command}: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        # The database down, or a deadlock with live requests: one line, as the API's problem.
+        unavailable = as_unavailable(error, retry_after_seconds=1)
+        if unavailable is None:
+            raise
+        print(
+            f"{parser.prog} {arguments.command}: {unavailable.code}: {unavailable}", file=sys.stderr
+        )
         return 1
     return 0

@@ -153,6 +153,16 @@ def acme(database_url: str, capsys: pytest.CaptureFixture[str]) -> str:
     return "acme"
 
 
+def test_an_unreachable_database_gets_one_line_and_exit_status_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nothing listens on port 1: the connection is refused at once.
+    monkeypatch.setenv("SHELFWISE_DATABASE_URL", "postgresql+asyncpg://app:pw@127.0.0.1:1/shop")
+    assert run("config-show", "--tenant", "acme") == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("python -m shelfwise config-show: database_unavailable: ")
+
+
 def test_an_operator_overrides_a_setting_and_sees_where_each_value_comes_from(
     acme: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -57,7 +57,7 @@ async def authenticate(
     """
     if token is None:
         raise TokenRejectedError("This route needs a bearer token; log in at POST /auth/token.")
-    principal = AuthService.verify_with(signer, token)
+    principal = AuthService.verify(signer, token)
     # Every log line and the trace of the rest of the request say whose it was.
     bind_request_fields(tenant_id=str(principal.tenant_id), user_id=principal.user_id)
     with tenant_context(principal.tenant_id):

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from shelfwise.catalog.models import Book
-from shelfwise.platform.db import create_engine, create_schema, create_session_factory, fetch_page
+from shelfwise.platform.db import Base, create_engine, create_session_factory, fetch_page
 from shelfwise.platform.pagination import MAX_PAGE_SIZE
 from tests.factories import a_book, a_tenant, an_author
 
@@ -30,7 +30,8 @@ def paging_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
 
     async def fill() -> None:
         engine = create_engine(url)
-        await create_schema(engine)
+        async with engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
         async with create_session_factory(engine)() as session:
             # Paging is tenant-blind: these sessions have no tenant walls, so rows name theirs.
             tenant = a_tenant("paging")
