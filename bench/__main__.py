@@ -123,6 +123,9 @@ async def run(settings: Settings, server_url: URL, redis_url: str) -> int:
             # see uvicorn_server), it is left out unless SHELFWISE_LOG_LEVEL=INFO asks for it.
             "SHELFWISE_LOG_LEVEL": os.environ.get("SHELFWISE_LOG_LEVEL", "WARNING"),
             "SHELFWISE_CACHE_REDIS_URL": redis_url,
+            # From part 14 on an order sends its jobs to a Redis stream, as in production. No
+            # worker runs them: the bench measures the API, whose share of a job is its send.
+            "SHELFWISE_JOBS_REDIS_URL": redis_url,
         }
         log = RESULTS_DIR / "server.log"
         with uvicorn_server(settings.app_dir, environment, cores.work, log) as server:

@@ -144,7 +144,7 @@ def _letter_id(value: str) -> str:
 
 
 def _limit(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LISTED:
+    if not re.fullmatch(r"[0-9]{1,4}", value) or not 1 <= int(value) <= MAX_LISTED:
         raise argparse.ArgumentTypeError(f"a whole number from 1 to {MAX_LISTED}")
     return int(value)
 
@@ -316,7 +316,7 @@ def _summary(letter: DeadLetter) -> str:
     tenant = letter.labels.get(TENANT_ID, "-")
     return (
         f"{letter.id}  {letter.task_name}  tenant {tenant}  {letter.attempts} attempt(s)  "
-        f"{failed_at}  {letter.error}"
+        f"{failed_at}  {' '.join(letter.error.split())}"
     )
 
 

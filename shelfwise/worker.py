@@ -6,13 +6,16 @@ jobs it is running finish (up to ``DRAIN_SECONDS``), and exits 0.
 """
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 
+from redis.exceptions import RedisError
 from taskiq.api import run_receiver_task
 
 from shelfwise.main import opened_database, opened_jobs
+from shelfwise.platform.job_stream import JobStream
 from shelfwise.platform.jobs import Jobs, RedisDelays
 from shelfwise.platform.logs import configure_logging
 from shelfwise.platform.settings import Settings, SettingsError, load_settings
@@ -22,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 30.0
 PROMOTE_EVERY_SECONDS = 0.5
+# Acknowledged messages are dropped from the stream this often.
+TRIM_EVERY_SECONDS = 30.0
 CANCEL_AGAIN_SECONDS = 1.0
 
 
@@ -42,38 +47,46 @@ async def work(jobs: Jobs, stop: asyncio.Event) -> None:
     """Run ``jobs``' jobs from their stream until ``stop`` is set; then take no new job, let
     the running ones finish (up to ``DRAIN_SECONDS``) and return."""
     receiving = asyncio.create_task(run_receiver_task(jobs.broker))
-    promoting = None
-    if isinstance(jobs.delays, RedisDelays):
-        promoting = asyncio.create_task(jobs.delays.keep_promoting(PROMOTE_EVERY_SECONDS))
+    upkeep = asyncio.create_task(_upkeep(jobs))
     logger.info("worker started")
     await stop.wait()
     logger.info("worker stopping")
-    await _stopped(jobs, receiving, promoting)
+    await _stopped(jobs, receiving, upkeep)
     logger.info("worker stopped")
 
 
+async def _upkeep(jobs: Jobs) -> None:
+    """On a stream: move retries that are due back onto it, and drop what was handled."""
+    if isinstance(jobs.delays, RedisDelays) and isinstance(jobs.broker, JobStream):
+        await asyncio.gather(
+            jobs.delays.keep_promoting(PROMOTE_EVERY_SECONDS),
+            jobs.broker.keep_trimming(TRIM_EVERY_SECONDS),
+        )
+
+
 async def _stopped(
-    jobs: Jobs, receiving: "asyncio.Task[None]", promoting: "asyncio.Task[None] | None"
+    jobs: Jobs, receiving: "asyncio.Task[None]", upkeep: "asyncio.Task[None]"
 ) -> None:
-    if promoting is not None:
-        promoting.cancel()
+    upkeep.cancel()
     receiving.cancel()  # takes no new job; the running ones go on
     try:
         async with asyncio.timeout(DRAIN_SECONDS):
             await jobs.settled()
     except TimeoutError:
         logger.warning(
-            "jobs still running at the stop: their messages will be delivered again",
-            extra={"jobs": len(jobs.context.running)},
+            "jobs cancelled at the stop: they run again on another worker",
+            extra={"jobs": jobs.cancel_running()},
         )
     # taskiq 0.13's receiver, once it has handled a job, can sit out a cancellation in its
-    # clean-up, waiting on a read of the stream that only a new message would end. Closing the
-    # broker's connections fails that read; cancelling again then ends the receiver.
-    pool = getattr(jobs.broker, "connection_pool", None)
-    if pool is not None:
-        await pool.disconnect()
-    for task in filter(None, (promoting, receiving)):
+    # clean-up, waiting on a read of the stream. Closing the stream's connections fails that
+    # read, and cancelling again then ends the receiver.
+    if isinstance(jobs.broker, JobStream):
+        await jobs.broker.stop_listening()
+    for task in (upkeep, receiving):
         await _cancelled(task)
+    if isinstance(jobs.broker, JobStream):
+        with contextlib.suppress(RedisError):
+            await jobs.broker.leave()  # a stopped worker is not left listed in the group
 
 
 async def _cancelled(task: "asyncio.Task[None]") -> None:

@@ -53,7 +53,7 @@ async def a_dead_letter(settings: JobSettings) -> str:
             task_name="orders.record_sale",
             labels=labels,
             attempts=3,
-            error="ConnectError: the database did not answer",
+            error="ConnectError: the database\ndid not answer",
             failed_at=0.0,
             message=jobs.broker.formatter.dumps(message).message.decode(),
         )
@@ -71,7 +71,7 @@ def test_an_operator_reads_replays_and_purges_dead_letters(
     assert run("jobs-dead-list") == 0
     [line] = capsys.readouterr().out.splitlines()
     assert line.startswith(f"{letter_id}  orders.record_sale  tenant {TENANT}  3 attempt(s)")
-    assert line.endswith("ConnectError: the database did not answer")
+    assert line.endswith("ConnectError: the database did not answer")  # one line per letter
 
     assert run("jobs-dead-show", letter_id) == 0
     shown = json.loads(capsys.readouterr().out)
@@ -105,6 +105,7 @@ def test_an_operator_reads_replays_and_purges_dead_letters(
         ("jobs-dead-show", "1" * 21 + "-0"),
         ("jobs-dead-list", "--limit", "0"),
         ("jobs-dead-list", "--limit", "1001"),
+        ("jobs-dead-list", "--limit", "\uff15"),  # a full-width 5
     ],
 )
 def test_bad_input_gets_one_line_and_exit_status_2(
@@ -121,6 +122,16 @@ def test_without_a_jobs_redis_the_commands_say_where_dead_letters_are(
     assert run("jobs-dead-list") == 1
     [line] = capsys.readouterr().err.splitlines()
     assert "set SHELFWISE_JOBS_REDIS_URL" in line
+
+
+@pytest.mark.parametrize("url", ["notaurl", "", "http://127.0.0.1:6379/0"])
+def test_a_url_that_is_not_redis_gets_one_line(
+    url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SHELFWISE_JOBS_REDIS_URL", url)
+    assert run("jobs-dead-list") == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "SHELFWISE_JOBS_REDIS_URL" in line
 
 
 def test_a_redis_that_does_not_answer_gets_one_line(

@@ -122,6 +122,7 @@ async def test_a_stopping_worker_lets_its_running_job_finish_and_acknowledges_it
         client = redis.Redis.from_url(redis_url)
         [group] = await client.xinfo_groups(settings.stream)
         assert group["pending"] == 0  # acknowledged: no other worker will run it again
+        assert group["consumers"] == 0  # and the stopped worker left the group
         await client.aclose()
     finally:
         worker.cancel()

@@ -30,24 +30,26 @@ from opentelemetry import propagate
 from redis.asyncio import Redis
 from taskiq import (
     AsyncBroker,
+    AsyncTaskiqDecoratedTask,
     BrokerMessage,
     InMemoryBroker,
     TaskiqMessage,
     TaskiqMiddleware,
     TaskiqResult,
 )
-from taskiq_redis import RedisStreamBroker
 
+from shelfwise.platform.job_stream import LABEL_LENGTH, MAX_DELIVERIES, JobStream
+from shelfwise.platform.resilience import CircuitBreaker
 from shelfwise.platform.settings import JobSettings
 
 logger = logging.getLogger(__name__)
 
 ATTEMPT = "attempt"
 REQUEST_ID = "request_id"
-# The labels a job's message carries, and nothing else (a label is a string, bounded).
-LABEL_LENGTH = 200
 
 LabelProvider = Callable[[], Mapping[str, str]]
+# How long stopping waits for the jobs this process is running.
+STOP_WAIT_SECONDS = 30.0
 # A Redis that does not answer fails a call within seconds instead of holding it forever.
 # The socket timeout stays above the broker's blocking read of the stream (2 s).
 REDIS_TIMEOUTS: dict[str, Any] = {"socket_connect_timeout": 1.0, "socket_timeout": 10.0}
@@ -145,7 +147,8 @@ class RedisDeadLetters:
 
     async def recent(self, limit: int) -> list[DeadLetter]:
         entries = await self._redis.xrevrange(self._stream, count=limit)
-        return [_letter(entry_id, fields) for entry_id, fields in entries or []]
+        letters = (_letter(entry_id, fields) for entry_id, fields in entries or [])
+        return [letter for letter in letters if letter is not None]
 
     async def find(self, letter_id: str) -> DeadLetter | None:
         entries = await self._redis.xrange(self._stream, min=letter_id, max=letter_id)
@@ -165,11 +168,16 @@ class RedisDeadLetters:
         return int(count)
 
 
-def _letter(entry_id: bytes | str | None, fields: Mapping[Any, Any] | None) -> DeadLetter:
+def _letter(entry_id: bytes | str | None, fields: Mapping[Any, Any] | None) -> DeadLetter | None:
+    """The dead letter in a stream entry; ``None`` for an entry that holds none (not one
+    ShelfWise wrote: it is skipped, not fatal to the listing)."""
     raw = (fields or {}).get(b"letter", (fields or {}).get("letter"))
-    document = json.loads(raw)
-    document["id"] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-    return DeadLetter(**document)
+    try:
+        document = json.loads(raw)
+        document["id"] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        return DeadLetter(**document)
+    except (TypeError, ValueError):
+        return None
 
 
 _job_labels: ContextVar[Mapping[str, str] | None] = ContextVar("shelfwise_job", default=None)
@@ -231,7 +239,7 @@ class JobContextMiddleware(TaskiqMiddleware):
         result: TaskiqResult[Any],
         exception: BaseException,
     ) -> None:
-        attempt = _attempt(message)
+        attempt = _attempt_of(message.labels)
         permanent = isinstance(exception, PermanentJobError)
         if permanent or attempt >= self._retry.max_attempts:
             await self._dead_letters.add(self._dead_letter(message, attempt, exception))
@@ -253,9 +261,9 @@ class JobContextMiddleware(TaskiqMiddleware):
                 "in_seconds": round(delay, 3),
             },
         )
-        await self.broker_again(message, attempt + 1, delay)
+        await self._send_again(message, attempt + 1, delay)
 
-    async def broker_again(self, message: TaskiqMessage, attempt: int, delay: float) -> None:
+    async def _send_again(self, message: TaskiqMessage, attempt: int, delay: float) -> None:
         """Send ``message`` again as attempt ``attempt``, ``delay`` seconds from now."""
         message.labels[ATTEMPT] = str(attempt)
         await self._delays.later(self.broker.formatter.dumps(message), delay)
@@ -275,9 +283,9 @@ class JobContextMiddleware(TaskiqMiddleware):
         )
 
 
-def _attempt(message: TaskiqMessage) -> int:
+def _attempt_of(labels: Mapping[str, Any]) -> int:
     try:
-        return max(1, int(message.labels.get(ATTEMPT, 1)))
+        return max(1, int(labels.get(ATTEMPT, 1)))
     except (TypeError, ValueError):
         return 1
 
@@ -316,7 +324,7 @@ PROMOTE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, message in ipairs(due) do
   redis.call('ZREM', KEYS[1], message)
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'data', message)
+  redis.call('XADD', KEYS[2], '*', 'data', message)
 end
 return #due
 """
@@ -326,11 +334,10 @@ class RedisDelays:
     """A Redis sorted set of messages, scored by when each is due. ``promote`` moves the due
     ones onto the job stream; the worker runs it every ``interval`` seconds."""
 
-    def __init__(self, redis: Redis, stream: str, *, stream_length: int, batch: int = 100) -> None:
+    def __init__(self, redis: Redis, stream: str, *, batch: int = 100) -> None:
         self._redis = redis
         self._stream = stream
         self._key = f"{stream}:delayed"
-        self._stream_length = stream_length
         self._batch = batch
         self._promote = redis.register_script(PROMOTE)
 
@@ -341,7 +348,7 @@ class RedisDelays:
         """Move the messages that are due onto the stream; how many there were."""
         moved = await self._promote(
             keys=[self._key, self._stream],
-            args=[time.time(), self._batch, self._stream_length],
+            args=[time.time(), self._batch],
         )
         return int(moved)
 
@@ -360,11 +367,39 @@ class RedisDelays:
             await asyncio.sleep(interval)
 
 
+def poison_letter(entry_id: str, data: bytes) -> DeadLetter:
+    """A dead letter for a message no worker could finish (see ``JobStream``)."""
+    try:
+        message = json.loads(data)
+        labels = {str(name): str(value) for name, value in dict(message["labels"]).items()}
+        task_id, task_name = str(message["task_id"]), str(message["task_name"])
+    except (ValueError, TypeError, KeyError):
+        labels, task_id, task_name = {}, entry_id, "?"
+    return DeadLetter(
+        id=entry_id,
+        task_id=task_id,
+        task_name=task_name,
+        labels=labels,
+        attempts=_attempt_of(labels),
+        error=f"PoisonMessage: handed out {MAX_DELIVERIES} times, never acknowledged",
+        failed_at=time.time(),
+        message=data.decode(errors="replace"),
+    )
+
+
 JobFunction = Callable[..., Awaitable[None]]
 
 
 class UnknownJobError(LookupError):
     """No job of this name is registered."""
+
+
+class JobsNotSentError(Exception):
+    """Some of the jobs sent together did not reach the queue."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(f"not sent: {', '.join(names)}")
+        self.names = names
 
 
 @dataclass
@@ -376,24 +411,52 @@ class Jobs:
     delays: Delays
     context: JobContextMiddleware
     redis: Redis | None = None  # the stream's, for the worker's promoter; None in process
+    # After 3 failed sends in a row, sends fail at once for 5 s: a Redis that is down costs an
+    # order no time, and one trial send a while tells when it is back.
+    breaker: CircuitBreaker = field(
+        default_factory=lambda: CircuitBreaker("the job queue", failures=3, reset_seconds=5.0)
+    )
 
     async def send(self, name: str, **arguments: int | str) -> None:
         """Send the job ``name`` with ``arguments`` (JSON scalars), labelled with the sender's
         context. In process it runs as a task of its own; on a stream, in a worker."""
+        await self.send_all({name: arguments})
+
+    async def send_all(self, sends: Mapping[str, Mapping[str, int | str]]) -> None:
+        """Send several jobs at once, as one call to the queue: the breaker counts it once, so
+        its single trial after an outage carries them all. Raises ``JobsNotSentError`` naming
+        those that failed, or ``CircuitOpenError`` at once while the queue's Redis is failing."""
+        tasks = {name: self._task(name) for name in sends}
+        with self.breaker.guard():
+            outcomes = await asyncio.gather(
+                *(tasks[name].kiq(**arguments) for name, arguments in sends.items()),
+                return_exceptions=True,
+            )
+            failed = {
+                name: outcome
+                for name, outcome in zip(sends, outcomes, strict=True)
+                if isinstance(outcome, BaseException)
+            }
+            if failed:
+                raise JobsNotSentError(sorted(failed)) from next(iter(failed.values()))
+
+    def _task(self, name: str) -> AsyncTaskiqDecoratedTask[Any, Any]:
         task = self.broker.find_task(name)
         if task is None:
             raise UnknownJobError(name)
-        await task.kiq(**arguments)
+        return task
 
     async def replay(self, letter_id: str) -> DeadLetter | None:
         """Send dead letter ``letter_id`` again as a first attempt, and take it off the dead
         letters; ``None`` if there is no such letter (or another operator took it)."""
-        letter = await self.dead_letters.take(letter_id)
+        letter = await self.dead_letters.find(letter_id)
         if letter is None:
             return None
         labels = letter.labels | {ATTEMPT: "1"}
         message = json.loads(letter.message)
         message["labels"] = labels
+        # Sent first, taken off second: a failure in between leaves a letter that was sent
+        # (a repeat, which jobs allow), never one that was lost.
         await self.broker.kick(
             BrokerMessage(
                 task_id=letter.task_id,
@@ -402,6 +465,7 @@ class Jobs:
                 labels=labels,
             )
         )
+        await self.dead_letters.take(letter_id)
         return letter
 
     async def start(self) -> None:
@@ -415,9 +479,22 @@ class Jobs:
         if self.context.running:
             await asyncio.wait(set(self.context.running))
 
-    async def stop(self) -> None:
-        """Let the jobs running in this process finish, then close the broker."""
-        await self.settled()
+    def cancel_running(self) -> int:
+        """Cancel the jobs running in this process; how many there were. None of them is
+        acknowledged: on a stream, another worker runs them again."""
+        running = list(self.context.running)
+        for task in running:
+            task.cancel()
+        return len(running)
+
+    async def stop(self, wait_seconds: float = STOP_WAIT_SECONDS) -> None:
+        """Let the jobs running in this process finish for up to ``wait_seconds``, cancel any
+        still running, and close the broker."""
+        try:
+            async with asyncio.timeout(wait_seconds):
+                await self.settled()
+        except TimeoutError:
+            logger.warning("jobs cancelled at the stop", extra={"jobs": self.cancel_running()})
         await self.broker.shutdown()
         if self.redis is not None:
             await self.redis.aclose()
@@ -442,18 +519,19 @@ def create_jobs(
     else:
         url = settings.redis_url.get_secret_value()
         redis = Redis.from_url(url, **REDIS_TIMEOUTS)
-        broker = RedisStreamBroker(
+        dead_letters = RedisDeadLetters(redis, f"{settings.stream}:dead", settings.dead_letters)
+
+        async def poisoned(entry_id: str, data: bytes) -> None:
+            await dead_letters.add(poison_letter(entry_id, data))
+
+        broker = JobStream(
             url,
-            queue_name=settings.stream,
-            maxlen=settings.stream_length,
-            idle_timeout=int(settings.redelivery_seconds * 1000),
-            # A worker killed while it reclaims must not block reclaiming for good
-            # (taskiq-redis issue #131).
-            unacknowledged_lock_timeout=settings.redelivery_seconds,
+            stream=settings.stream,
+            redelivery_ms=int(settings.redelivery_seconds * 1000),
+            poisoned=poisoned,
             **REDIS_TIMEOUTS,
         )
-        dead_letters = RedisDeadLetters(redis, f"{settings.stream}:dead", settings.dead_letters)
-        delays = RedisDelays(redis, settings.stream, stream_length=settings.stream_length)
+        delays = RedisDelays(redis, settings.stream)
     context = JobContextMiddleware(dead_letters, delays, retry, label_providers)
     broker.add_middlewares(context)
     jobs = Jobs(broker, dead_letters, delays, context, redis)

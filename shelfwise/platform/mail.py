@@ -1,8 +1,8 @@
 """Sending email: over SMTP to a real server or a local sink, or into the log without one.
 
-A job that sends mail may run twice (delivery is at least once), so each message carries a
-``Message-ID`` derived from what it is about: a mail client, or a sink, sees the second copy
-as the same message.
+A job that sends mail may run twice (delivery is at least once): give each message a
+``Message-ID`` derived from what it is about (the order confirmation does), and a mail client
+sees a second copy as the same message.
 """
 
 import logging
@@ -44,9 +44,9 @@ class LogMailer:
     """Writes each message's envelope to the log: the quick start's mail, with no server."""
 
     async def send(self, message: EmailMessage) -> None:
+        # The subject only: an address is personal data, and logs are kept and shared widely.
         logger.info(
-            "email not sent (no SMTP server configured)",
-            extra={"to": message["To"], "subject": message["Subject"]},
+            "email not sent (no SMTP server configured)", extra={"subject": message["Subject"]}
         )
 
 

@@ -8,9 +8,10 @@ grant access are ``SecretStr``: printing, logging or ``repr``-ing the settings s
 
 import re
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 import pydantic_settings
-from pydantic import Field, JsonValue, SecretStr, ValidationError, model_validator
+from pydantic import Field, JsonValue, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PREFIX = "SHELFWISE_"
@@ -130,6 +131,9 @@ class CacheSettings(BaseSettings):
     channel: str = Field(default="shelfwise:invalidate", pattern=r"^[A-Za-z0-9:._-]{1,100}$")
 
 
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+
+
 class JobSettings(BaseSettings):
     """Background jobs (see shelfwise.platform.jobs)."""
 
@@ -139,8 +143,14 @@ class JobSettings(BaseSettings):
     # run in the API's own process (the quick start): lost if it stops, retried in memory.
     redis_url: SecretStr | None = None
     stream: str = Field(default="shelfwise:jobs", pattern=r"^[A-Za-z0-9:._-]{1,100}$")
-    # The stream keeps about this many messages, handled or not: Redis memory stays bounded.
-    stream_length: int = Field(default=100_000, ge=1000, le=10_000_000)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _is_a_redis_url(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and urlsplit(url.get_secret_value()).scheme not in REDIS_SCHEMES:
+            raise ValueError("a Redis URL starts with redis://, rediss:// or unix://")
+        return url
+
     # Runs of a job before it becomes a dead letter, the first included.
     max_attempts: int = Field(default=5, ge=1, le=20)
     # The delay before a retry is drawn up to base * 2^(attempt-1), at most the cap.

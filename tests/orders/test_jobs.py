@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from email.message import Message
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import func, select
 
 from shelfwise.main import create_app
@@ -26,6 +27,7 @@ from shelfwise.orders.jobs import (
     DISTRIBUTOR_WEBHOOK_URL,
     RECORD_SALE,
     SEND_CONFIRMATION,
+    SEND_TIMEOUT_SECONDS,
 )
 from shelfwise.orders.models import BookSale
 from shelfwise.platform.jobs import Jobs
@@ -286,3 +288,56 @@ async def test_a_whsec_secret_signs_with_the_bytes_it_encodes(
 
     [(headers, body)] = receiver.requests
     assert headers["webhook-signature"] == signature(key, headers, body)
+
+
+async def test_an_order_waits_at_most_one_budget_for_a_queue_that_hangs(
+    job_app: FastAPI, tenants: Tenants, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def hangs(sends: object) -> None:
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(job_app.state.jobs, "send_all", hangs)
+    async with client_for(job_app, tenants.a) as client:
+        earthsea, _ = await two_stocked_books(client)
+        started = time.monotonic()
+        response = await client.post(
+            "/orders", json={"lines": [{"book_id": earthsea, "quantity": 1}]}
+        )
+        waited = time.monotonic() - started
+    assert response.status_code == 201  # the order stands
+    # One budget for the three sends together: one after another, they would take 3 s.
+    assert SEND_TIMEOUT_SECONDS <= waited < 2 * SEND_TIMEOUT_SECONDS
+
+
+async def test_a_job_naming_another_tenants_user_mails_no_one(
+    job_app: FastAPI, tenants: Tenants, inbox: tuple[Inbox, int]
+) -> None:
+    order_id = await place_order(job_app, tenants)
+    await eventually(lambda: len(inbox[0].messages) == 1)
+    jobs: Jobs = job_app.state.jobs
+
+    await jobs.send(SEND_CONFIRMATION, order_id=order_id, user_id=tenants.b.user_id)
+    await jobs.settled()
+
+    [letter] = await jobs.dead_letters.recent(10)
+    assert "not this tenant's" in letter.error
+    assert len(inbox[0].messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://distributor.example/orders", True),
+        ("http://127.0.0.1:8080/orders", True),
+        ("http://distributor.example/orders", False),  # the order, in clear
+        ("ftp://distributor.example/orders", False),
+        ("https://distributor.example/" + "a" * 2000, False),
+    ],
+)
+def test_a_webhook_url_is_https_or_on_this_machine(url: str, accepted: bool) -> None:
+    try:
+        DISTRIBUTOR_WEBHOOK_URL.validate(url)
+    except ValidationError:
+        assert not accepted
+    else:
+        assert accepted

@@ -18,6 +18,7 @@ from taskiq_redis import RedisStreamBroker
 from shelfwise.platform.jobs import (
     ATTEMPT,
     REQUEST_ID,
+    DeadLetter,
     DeadLetters,
     JobContextMiddleware,
     MemoryDeadLetters,
@@ -26,8 +27,10 @@ from shelfwise.platform.jobs import (
     RedisDeadLetters,
     RedisDelays,
     RetryPolicy,
+    create_jobs,
     current_job_labels,
 )
+from shelfwise.platform.settings import JobSettings
 
 FAST = RetryPolicy(max_attempts=3, base_seconds=0.05, cap_seconds=0.2)
 WAIT_SECONDS = 10
@@ -139,7 +142,7 @@ async def redis_jobs(
         redis_url, queue_name=stream, xread_block=100, unacknowledged_lock_timeout=1
     )
     dead = RedisDeadLetters(client, f"{stream}:dead")
-    delays = RedisDelays(client, stream, stream_length=1000)
+    delays = RedisDelays(client, stream)
     broker.add_middlewares(JobContextMiddleware(dead, delays, FAST))
     await broker.startup()
     receiving = asyncio.create_task(run_receiver_task(broker))
@@ -210,3 +213,47 @@ async def test_on_redis_dead_letters_are_kept_and_taken_once(
     assert await dead.take(letter.id) is not None
     assert await dead.take(letter.id) is None
     assert await dead.recent(10) == []
+
+
+async def test_a_replay_that_cannot_be_sent_keeps_its_dead_letter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    jobs = create_jobs(JobSettings(), {})
+    letter = DeadLetter(
+        id="job-1",
+        task_id="job-1",
+        task_name="orders.record_sale",
+        labels={ATTEMPT: "5"},
+        attempts=5,
+        error="RuntimeError: down",
+        failed_at=0.0,
+        message='{"task_id": "job-1", "task_name": "orders.record_sale", "labels": {}, '
+        '"args": [], "kwargs": {}}',
+    )
+    await jobs.dead_letters.add(letter)
+
+    async def refused(_: object) -> None:
+        raise ConnectionError("the queue's Redis is down")
+
+    monkeypatch.setattr(jobs.broker, "kick", refused)
+    with pytest.raises(ConnectionError):
+        await jobs.replay("job-1")
+    assert await jobs.dead_letters.recent(10) == [letter]
+
+
+async def test_stopping_cancels_a_job_still_running_after_the_wait() -> None:
+    started, finished = asyncio.Event(), []
+
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(60)
+        finished.append(True)
+
+    jobs = create_jobs(JobSettings(), {"tests.slow": slow})
+    await jobs.start()
+    await jobs.send("tests.slow")
+    await started.wait()
+    async with asyncio.timeout(WAIT_SECONDS):
+        await jobs.stop(wait_seconds=0.1)
+    assert finished == []
+    assert not jobs.context.running
