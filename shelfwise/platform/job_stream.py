@@ -81,7 +81,9 @@ class JobStream(RedisStreamBroker):
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         failing = False
         async with Redis(connection_pool=self.connection_pool) as redis:
-            while True:
+            # Checked on every pass: a read that began after stop_listening closed the
+            # connections opens a new one, and must not be followed by another.
+            while self._listening:
                 try:
                     entries = await self._read(redis)
                 except RedisError as error:
@@ -212,18 +214,8 @@ class JobStream(RedisStreamBroker):
                 logger.error("a pending job the stream no longer holds was dropped")
 
     async def keep_trimming(self, interval: float) -> None:
-        """``trim_handled`` every ``interval`` seconds, until cancelled; a Redis error is
-        logged once per outage and tried again."""
-        failing = False
-        while True:
-            try:
-                await self.trim_handled()
-                failing = False
-            except RedisError:
-                if not failing:
-                    logger.exception("the job stream could not be trimmed")
-                failing = True
-            await asyncio.sleep(interval)
+        """``trim_handled`` every ``interval`` seconds, until cancelled."""
+        await every(interval, self.trim_handled, "the job stream could not be trimmed")
 
     async def trim_handled(self) -> int:
         """Drop the entries every consumer group has acknowledged; how many went."""
@@ -242,6 +234,21 @@ class JobStream(RedisStreamBroker):
                 return 0
             cut = f"{oldest[0]}-{oldest[1]}"
             return int(await redis.xtrim(self.queue_name, minid=cut, approximate=False))
+
+
+async def every(interval: float, step: Callable[[], Awaitable[object]], failure: str) -> None:
+    """Run ``step`` every ``interval`` seconds until cancelled. A failure is logged as
+    ``failure`` once per outage, not once per try, and tried again."""
+    failing = False
+    while True:
+        try:
+            await step()
+            failing = False
+        except Exception:
+            if not failing:
+                logger.exception(failure)
+            failing = True
+        await asyncio.sleep(interval)
 
 
 def _entry_id(raw: bytes | str) -> tuple[int, int]:

@@ -38,7 +38,7 @@ from taskiq import (
     TaskiqResult,
 )
 
-from shelfwise.platform.job_stream import LABEL_LENGTH, MAX_DELIVERIES, JobStream
+from shelfwise.platform.job_stream import LABEL_LENGTH, MAX_DELIVERIES, JobStream, every
 from shelfwise.platform.resilience import CircuitBreaker
 from shelfwise.platform.settings import JobSettings
 
@@ -353,18 +353,8 @@ class RedisDelays:
         return int(moved)
 
     async def keep_promoting(self, interval: float) -> None:
-        """``promote`` every ``interval`` seconds, until cancelled; a Redis error is logged once
-        per outage and tried again."""
-        failing = False
-        while True:
-            try:
-                await self.promote()
-                failing = False
-            except Exception:
-                if not failing:
-                    logger.exception("delayed jobs could not be promoted")
-                failing = True
-            await asyncio.sleep(interval)
+        """``promote`` every ``interval`` seconds, until cancelled."""
+        await every(interval, self.promote, "delayed jobs could not be promoted")
 
 
 def poison_letter(entry_id: str, data: bytes) -> DeadLetter:
