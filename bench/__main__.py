@@ -29,6 +29,11 @@ from tests.redis_servers import REDIS_URL_VARIABLE, redis_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / ".workspaces" / "bench"
+# Per-tenant settings from part 15 on: limits the bench's load never reaches.
+BENCH_TENANT_LIMITS = {
+    "limits.requests_per_minute": 10_000_000,
+    "limits.concurrent_requests": 10_000,
+}
 # The load generator is the bottleneck, not the server, when its core is this busy.
 LOAD_SATURATED_PERCENT = 90
 
@@ -127,6 +132,11 @@ async def run(settings: Settings, server_url: URL, redis_url: str) -> int:
             # worker runs them: the bench measures the API, whose share of a job is its send.
             "SHELFWISE_JOBS_REDIS_URL": redis_url,
         }
+        if (settings.app_dir / "shelfwise" / "limits").is_dir():
+            # From part 15 on every request is counted against its tenant's limits. The bench
+            # measures what counting costs, not refusals: its tenants' limits are far above
+            # the load it sends.
+            environment["SHELFWISE_TENANT_DEFAULTS"] = json.dumps(BENCH_TENANT_LIMITS)
         log = RESULTS_DIR / "server.log"
         with uvicorn_server(settings.app_dir, environment, cores.work, log) as server:
             await wait_until_healthy(server, log)

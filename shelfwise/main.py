@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import SecretStr
+from redis.exceptions import RedisError
 from sqlalchemy import func, make_url, select
 from sqlalchemy.exc import DBAPIError
 
@@ -24,6 +25,9 @@ from shelfwise.identity.repository import install_login_lookup, user_policies
 from shelfwise.identity.router import create_router as create_identity_router
 from shelfwise.identity.tokens import TokenSigner
 from shelfwise.inventory.router import create_router as create_inventory_router
+from shelfwise.limits.metrics import LimitsCollector
+from shelfwise.limits.middleware import TenantLimitsMiddleware
+from shelfwise.limits.plans import TenantLimits
 from shelfwise.orders.jobs import OrderJobResources, order_jobs
 from shelfwise.orders.router import create_router as create_orders_router
 from shelfwise.platform.cache import opened_cache
@@ -48,6 +52,13 @@ from shelfwise.platform.problems import (
     install_problem_handlers,
     problem_responses,
     require_declared_media_type,
+)
+from shelfwise.platform.rate_limit import (
+    LocalLimiter,
+    RateLimitedError,
+    RateLimiter,
+    RedisLimiter,
+    TooManyConcurrentRequestsError,
 )
 from shelfwise.platform.request_id import RequestIdMiddleware, new_request_id
 from shelfwise.platform.resilience import (
@@ -126,7 +137,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """
     tracer_provider: TracerProvider = app.state.tracer_provider
     try:
-        async with connected_database(app), connected_cache(app), connected_jobs(app):
+        async with (
+            connected_database(app),
+            connected_cache(app),
+            connected_jobs(app),
+            connected_limits(app),
+        ):
             yield
     finally:
         # However the app stops: sends the spans still batched (this takes up to the
@@ -245,6 +261,31 @@ async def connected_cache(app: FastAPI) -> AsyncIterator[None]:
                 await listener
 
 
+@asynccontextmanager
+async def connected_limits(app: FastAPI) -> AsyncIterator[None]:
+    """The tenants' limits on ``app.state``, counted in the cache's Redis when there is one,
+    else in this process (the quick start)."""
+    state = app.state
+    cache = state.cache
+    breaker = CircuitBreaker(
+        "the rate limiter's redis",
+        failures=1,
+        reset_seconds=state.settings.cache.redis_retry_seconds,
+        is_failure=lambda error: isinstance(error, RedisError),
+    )
+    shared = RedisLimiter(cache.redis) if cache.redis is not None else None
+    state.tenant_limits = TenantLimits(
+        state.database,
+        state.tenant_config,
+        RateLimiter(shared, LocalLimiter(), breaker),
+        ttl_seconds=state.settings.tenant_config_ttl_seconds,
+    )
+    try:
+        yield
+    finally:
+        await state.tenant_limits.close()
+
+
 async def prepare_database(settings: Settings) -> None:
     """Until migrations arrive (part 17), the schema comes straight from the models.
 
@@ -357,17 +398,24 @@ def create_app(
         create_identity_router(),
         responses=problem_responses(*UNAVAILABLE_ERRORS, takes_input=False),
     )
-    # Every feature route acts for the caller's tenant, so every one needs a verified caller.
+    # Every feature route acts for the caller's tenant, so every one needs a verified caller
+    # (and may be refused for its tenant's limits: TenantLimitsMiddleware).
     for router in (create_catalog_router(), create_inventory_router(), create_orders_router()):
         app.include_router(
             router,
             dependencies=[Depends(authenticate)],
             responses=problem_responses(
-                TokenRejectedError, TenantSuspendedError, *UNAVAILABLE_ERRORS, takes_input=False
+                TokenRejectedError,
+                TenantSuspendedError,
+                RateLimitedError,
+                TooManyConcurrentRequestsError,
+                *UNAVAILABLE_ERRORS,
+                takes_input=False,
             ),
         )
     install_problem_handlers(app)
     metrics = install_metrics(app)
+    metrics.registry.register(LimitsCollector(app))
     app.add_middleware(HeadAsGetMiddleware)
     resilience = settings.resilience
     app.add_middleware(
@@ -380,6 +428,8 @@ def create_app(
         # Probes and scrapes must get through an overload: they are how it is seen.
         exempt=PROBE_PATHS,
     )
+    # Outside admission control: a tenant over its limits is refused before it can queue.
+    app.add_middleware(TenantLimitsMiddleware, service=app)
     app.add_middleware(RequestTelemetry, metrics=metrics, unlogged=PROBE_PATHS)
     # Added last, so it is the outermost middleware: every response, a 500 included, has the id.
     app.add_middleware(RequestIdMiddleware, generate=generate_request_id)

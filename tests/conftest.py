@@ -100,6 +100,7 @@ TIERS = {
         "test_isolation.py",
         "test_observability.py",
         "test_problems.py",
+        "test_rate_limits.py",
         "test_tenant_features.py",
     ),
 }

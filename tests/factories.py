@@ -10,6 +10,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from fastapi import FastAPI
+from pydantic import JsonValue
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shelfwise.catalog.models import Author, Book
@@ -128,3 +130,10 @@ async def set_status(owner_url: str, slug: str, status: TenantStatus) -> None:
             await set_tenant_status(session, slug, status)
     finally:
         await engine.dispose()
+
+
+async def set_tenant_setting(app: FastAPI, key: str, value: JsonValue) -> None:
+    """Override ``key`` for the current tenant in ``app``'s database, as ``config-set`` does.
+    Call it before the tenant's first request: a process reads a tenant's limits once per TTL."""
+    async with app.state.database.session() as session:
+        await app.state.tenant_config.set(session, key, value)

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,7 +17,7 @@ from shelfwise.catalog.models import Author, Book
 from shelfwise.inventory.models import Stock
 from shelfwise.orders.models import Order
 from shelfwise.platform.db import create_engine
-from tests.factories import book_payload, isbn13
+from tests.factories import book_payload, isbn13, set_tenant_setting
 
 TOO_BIG = 2**31  # one past PostgreSQL's INTEGER
 CSV_HEADER = "isbn,title,author_id,price_amount,price_currency\n"
@@ -189,8 +190,9 @@ async def test_csv_rows_the_database_would_refuse_become_row_errors(
 
 
 async def test_first_stock_counts_of_one_book_racing_each_other_all_succeed(
-    client: httpx.AsyncClient, app_engine: AsyncEngine
+    app: FastAPI, client: httpx.AsyncClient, app_engine: AsyncEngine
 ) -> None:
+    await set_tenant_setting(app, "limits.concurrent_requests", 20)
     author = (await client.post("/authors", json={"name": "Ursula K. Le Guin"})).json()
     book = (await client.post("/books", json=book_payload(author["id"]))).json()
 

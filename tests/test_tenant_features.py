@@ -12,7 +12,7 @@ from shelfwise.tenancy.config import TenantConfig
 from shelfwise.tenancy.context import tenant_context
 from shelfwise.tenancy.flags import FeatureFlags, save_flag, set_denial
 from shelfwise.tenancy.orm_filter import install_orm_filter
-from tests.factories import Tenants, book_payload, isbn13
+from tests.factories import Tenants, book_payload, isbn13, set_tenant_setting
 
 
 async def a_stocked_book(client: httpx.AsyncClient) -> int:
@@ -77,6 +77,7 @@ async def test_cold_caches_under_concurrency_take_no_second_connection(
     # With nothing cached, every request reads the tenant's settings and flags. Read through a
     # session of their own, each request would hold two pooled connections at once, and 20
     # requests would wait for each other on a pool of 5 + 10 until its 30 s timeout (a 500).
+    await set_tenant_setting(app, "limits.concurrent_requests", 20)
     book_id = await a_stocked_book(client)
     app.state.tenant_config = TenantConfig({}, ttl_seconds=0)
     app.state.feature_flags = FeatureFlags(ttl_seconds=0)

@@ -29,6 +29,7 @@ from shelfwise.catalog.service import NewBook
 from shelfwise.platform.money import InvalidCurrencyError
 from shelfwise.platform.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, InvalidPageError
 from shelfwise.platform.problems import problem_responses
+from shelfwise.platform.rate_limit import costs
 from shelfwise.platform.schemas import MAX_INT, NO_NUL, Id, PageModel, WholeNumber
 from shelfwise.tenancy.cache import cached_json
 from shelfwise.tenancy.dependencies import TenantCacheDep
@@ -189,6 +190,8 @@ def create_router() -> APIRouter:
         import_books,
         methods=["POST"],
         responses=problem_responses(InvalidCsvError),
+        # Up to 1,000 rows in one request.
+        openapi_extra=costs(20),
     )
     router.add_api_route(
         "/books",

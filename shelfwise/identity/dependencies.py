@@ -5,6 +5,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from shelfwise.identity.errors import TokenRejectedError
 from shelfwise.identity.repository import SqlAccounts
@@ -20,6 +23,8 @@ TOKEN_PATH = "/auth/token"
 # it suspends or reactivates a tenant.
 ACCOUNT = "account"
 ALLOWED = b"allowed"
+# Where a request keeps its verified principal, so its token is verified once.
+PRINCIPAL_STATE = "principal"
 # Reads "Authorization: Bearer <token>", and tells the interactive docs where to log in.
 # auto_error=False: a missing token is our own 401 problem, not FastAPI's plain error.
 bearer_token = OAuth2PasswordBearer(tokenUrl=TOKEN_PATH, auto_error=False)
@@ -41,6 +46,26 @@ async def get_auth_service(
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
+def bearer_token_of(scope: Scope) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, as ``bearer_token`` reads it."""
+    scheme, token = get_authorization_scheme_param(Headers(scope=scope).get("authorization"))
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def verified_principal(scope: Scope, signer: TokenSigner, token: str) -> Principal:
+    """Who ``token`` speaks for, or ``TokenRejectedError``; verified once per request.
+
+    Middleware that needs the caller before routing (the tenant's limits) and ``authenticate``
+    both ask; the first answer is kept in the request's state, which no client can write.
+    """
+    state = scope.setdefault("state", {})
+    principal: Principal | None = state.get(PRINCIPAL_STATE)
+    if principal is None:
+        principal = AuthService.verify(signer, token)
+        state[PRINCIPAL_STATE] = principal
+    return principal
+
+
 async def authenticate(
     request: Request,
     token: Annotated[str | None, Depends(bearer_token)],
@@ -57,7 +82,7 @@ async def authenticate(
     """
     if token is None:
         raise TokenRejectedError("This route needs a bearer token; log in at POST /auth/token.")
-    principal = AuthService.verify(signer, token)
+    principal = verified_principal(request.scope, signer, token)
     # Every log line and the trace of the rest of the request say whose it was.
     bind_request_fields(tenant_id=str(principal.tenant_id), user_id=principal.user_id)
     with tenant_context(principal.tenant_id):

@@ -1,8 +1,8 @@
 """The domain error hierarchy.
 
 Features raise subclasses of the base kinds below. Only the outermost layer decides what a kind
-means for a transport (for HTTP: 401, 403, 404, 409, 422 or 503), so services stay free of HTTP
-details.
+means for a transport (for HTTP: 401, 403, 404, 409, 422, 429 or 503), so services stay free of
+HTTP details.
 """
 
 from typing import ClassVar
@@ -58,6 +58,18 @@ class InvalidInputError(DomainError):
 
     code: ClassVar[str] = "invalid_input"
     title: ClassVar[str] = "Invalid input"
+
+
+class TooManyRequestsError(DomainError):
+    """The caller sent more than its share of requests. Retry after the number of seconds in
+    the `Retry-After` header."""
+
+    code: ClassVar[str] = "too_many_requests"
+    title: ClassVar[str] = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class UnavailableError(DomainError):

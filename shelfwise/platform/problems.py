@@ -35,6 +35,7 @@ from shelfwise.platform.errors import (
     ForbiddenError,
     InvalidInputError,
     NotFoundError,
+    TooManyRequestsError,
     UnavailableError,
 )
 from shelfwise.platform.request_id import request_id_of
@@ -50,6 +51,7 @@ STATUS_BY_ERROR_KIND: tuple[tuple[type[DomainError], int], ...] = (
     (NotFoundError, status.HTTP_404_NOT_FOUND),
     (ConflictError, status.HTTP_409_CONFLICT),
     (InvalidInputError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (TooManyRequestsError, status.HTTP_429_TOO_MANY_REQUESTS),
     (UnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 
@@ -275,8 +277,8 @@ def domain_problem_response(request: Request, error: DomainError) -> ProblemResp
     if isinstance(error, AuthenticationError):
         # RFC 6750: a 401 names the scheme that would authenticate the request.
         headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(error, UnavailableError):
-        # RFC 9110: when to come back, so clients retry later rather than at once.
+    if isinstance(error, UnavailableError | TooManyRequestsError):
+        # RFC 9110 and RFC 6585: when to come back, so clients retry later rather than at once.
         headers["Retry-After"] = str(error.retry_after_seconds)
     return problem_response(request, ProblemType.of(type(error)), error.detail, headers=headers)
 
