@@ -25,6 +25,7 @@ from shelfwise.identity.repository import install_login_lookup, user_policies
 from shelfwise.identity.router import create_router as create_identity_router
 from shelfwise.identity.tokens import TokenSigner
 from shelfwise.inventory.router import create_router as create_inventory_router
+from shelfwise.limits.errors import RateLimitedError, TooManyConcurrentRequestsError
 from shelfwise.limits.metrics import LimitsCollector
 from shelfwise.limits.middleware import TenantLimitsMiddleware
 from shelfwise.limits.plans import TenantLimits
@@ -53,13 +54,7 @@ from shelfwise.platform.problems import (
     problem_responses,
     require_declared_media_type,
 )
-from shelfwise.platform.rate_limit import (
-    LocalLimiter,
-    RateLimitedError,
-    RateLimiter,
-    RedisLimiter,
-    TooManyConcurrentRequestsError,
-)
+from shelfwise.platform.rate_limit import LocalLimiter, RateLimiter, RedisLimiter
 from shelfwise.platform.request_id import RequestIdMiddleware, new_request_id
 from shelfwise.platform.resilience import (
     AdmissionControl,
@@ -269,7 +264,9 @@ async def connected_limits(app: FastAPI) -> AsyncIterator[None]:
     cache = state.cache
     breaker = CircuitBreaker(
         "the rate limiter's redis",
-        failures=1,
+        # Not one: a reply that comes late because this process's event loop was busy should
+        # not make the limits per process for a while. Three in a row is Redis, not us.
+        failures=3,
         reset_seconds=state.settings.cache.redis_retry_seconds,
         is_failure=lambda error: isinstance(error, RedisError),
     )
@@ -429,7 +426,7 @@ def create_app(
         exempt=PROBE_PATHS,
     )
     # Outside admission control: a tenant over its limits is refused before it can queue.
-    app.add_middleware(TenantLimitsMiddleware, service=app)
+    app.add_middleware(TenantLimitsMiddleware, api=app, exempt=PROBE_PATHS)
     app.add_middleware(RequestTelemetry, metrics=metrics, unlogged=PROBE_PATHS)
     # Added last, so it is the outermost middleware: every response, a 500 included, has the id.
     app.add_middleware(RequestIdMiddleware, generate=generate_request_id)

@@ -11,6 +11,7 @@ Tests that touch a database run once on SQLite and once on PostgreSQL (ids ``[sq
 """
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import os
@@ -266,6 +267,14 @@ def log_lines(app: FastAPI) -> Iterator[LogLines]:
     """The lines the app logs during the test, parsed from its JSON."""
     with capture_logs(app.state.settings.log) as lines:
         yield lines
+
+
+@contextlib.asynccontextmanager
+async def started(settings: Settings, spans: InMemorySpanExporter) -> AsyncIterator[FastAPI]:
+    """An app of the test's own ``settings``, started, recording its spans in ``spans``."""
+    app = create_app(settings, tracer_provider=recording_tracer_provider(spans))
+    async with app.router.lifespan_context(app):
+        yield app
 
 
 def client_for(app: FastAPI, tenant: TestTenant | None) -> httpx.AsyncClient:

@@ -4,8 +4,7 @@ or hangs costs a little time, never an error."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -16,12 +15,11 @@ from opentelemetry.trace import SpanKind
 from pydantic import SecretStr
 
 from shelfwise.cli import main
-from shelfwise.main import create_app
 from shelfwise.platform.settings import CacheSettings, Settings
 from shelfwise.tenancy.models import TenantStatus
-from tests.conftest import client_for
+from tests.conftest import client_for, started
 from tests.factories import Tenants, book_payload, isbn13, set_status
-from tests.observe import recording_tracer_provider, samples
+from tests.observe import samples
 from tests.redis_servers import started_redis
 
 
@@ -42,13 +40,6 @@ async def add_book(client: httpx.AsyncClient, number: int = 1) -> dict[str, Any]
     assert created.status_code == 201, created.text
     body: dict[str, Any] = created.json()
     return body
-
-
-@asynccontextmanager
-async def started(settings: Settings, spans: InMemorySpanExporter) -> AsyncIterator[FastAPI]:
-    app = create_app(settings, tracer_provider=recording_tracer_provider(spans))
-    async with app.router.lifespan_context(app):
-        yield app
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 3.0) -> None:

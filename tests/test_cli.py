@@ -250,3 +250,21 @@ def test_a_bad_setting_in_the_environment_is_named(
 
     assert run("create-demo") == 1
     assert "SHELFWISE_AUTH_TOKEN_MINUTES: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "defaults",
+    ['{"limits.requests_per_minute": 0}', '{"limits.concurrent_requests": "8"}', '{"nope": 1}'],
+)
+def test_a_bad_tenant_default_in_the_environment_gets_one_line(
+    acme: str,
+    defaults: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SHELFWISE_TENANT_DEFAULTS", defaults)
+
+    assert run("config-show", "--tenant", acme) == 1
+
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "system context" not in line]
+    assert line.startswith("python -m shelfwise config-show: SHELFWISE_TENANT_DEFAULTS: ")

@@ -23,7 +23,7 @@ TOKEN_PATH = "/auth/token"
 # it suspends or reactivates a tenant.
 ACCOUNT = "account"
 ALLOWED = b"allowed"
-# Where a request keeps its verified principal, so its token is verified once.
+# Where a request keeps its verified token and principal, so the token is verified once.
 PRINCIPAL_STATE = "principal"
 # Reads "Authorization: Bearer <token>", and tells the interactive docs where to log in.
 # auto_error=False: a missing token is our own 401 problem, not FastAPI's plain error.
@@ -56,13 +56,15 @@ def verified_principal(scope: Scope, signer: TokenSigner, token: str) -> Princip
     """Who ``token`` speaks for, or ``TokenRejectedError``; verified once per request.
 
     Middleware that needs the caller before routing (the tenant's limits) and ``authenticate``
-    both ask; the first answer is kept in the request's state, which no client can write.
+    both ask. The first answer is kept in the request's state, which no client can write,
+    with the token it was verified from: it answers for that token only.
     """
     state = scope.setdefault("state", {})
-    principal: Principal | None = state.get(PRINCIPAL_STATE)
-    if principal is None:
-        principal = AuthService.verify(signer, token)
-        state[PRINCIPAL_STATE] = principal
+    kept: tuple[str, Principal] | None = state.get(PRINCIPAL_STATE)
+    if kept is not None and kept[0] == token:
+        return kept[1]
+    principal = AuthService.verify(signer, token)
+    state[PRINCIPAL_STATE] = (token, principal)
     return principal
 
 

@@ -1,6 +1,8 @@
-"""Operator work: opening a tenant with its first user, suspending and reactivating it."""
+"""Operator work: opening a tenant with its first user, suspending and reactivating it; and
+what plan a tenant is on."""
 
 from typing import ClassVar
+from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -58,3 +60,9 @@ async def set_tenant_status(session: AsyncSession, slug: str, status: TenantStat
         tenant.status = status
         await session.commit()
     return tenant
+
+
+async def plan_of(session: AsyncSession, tenant_id: UUID) -> Plan | None:
+    """``tenant_id``'s plan; ``None`` if there is no such tenant."""
+    plan: Plan | None = await session.scalar(select(Tenant.plan).where(Tenant.id == tenant_id))
+    return plan

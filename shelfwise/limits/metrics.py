@@ -21,12 +21,13 @@ class LimitsCollector(Collector):
             return
         decisions = CounterMetricFamily(
             "shelfwise_rate_limit_decisions",
-            "Requests counted against their tenant's limits, by plan and outcome (allowed, "
-            "rate_limited, concurrency_limited), and whether Redis or this process counted them.",
-            labels=["plan", "outcome", "limiter"],
+            "Requests counted against their tenant's limits, by plan, outcome (allowed, "
+            "rate_limited, concurrency_limited) and who counted them: Redis, this process "
+            "(local), or a refusal it remembered (memory).",
+            labels=["plan", "outcome", "counted_by"],
         )
-        for (plan, outcome, limiter), count in sorted(limits.decisions.items()):
-            decisions.add_metric([plan.value, outcome, limiter], count)
+        for (plan, outcome, counted_by), count in sorted(limits.decisions.items()):
+            decisions.add_metric([plan.value, outcome, counted_by], count)
         yield decisions
         yield CounterMetricFamily(
             "shelfwise_rate_limit_redis_errors",
@@ -35,6 +36,12 @@ class LimitsCollector(Collector):
         )
         yield CounterMetricFamily(
             "shelfwise_rate_limit_unknown_policies",
-            "Requests let through unlimited: their tenant's limits could not be read in time.",
+            "Requests whose tenant's limits could not be read in time: their quota was not "
+            "counted (their cap was the free plan's).",
             value=limits.unknown_policies,
+        )
+        yield CounterMetricFamily(
+            "shelfwise_rate_limit_errors",
+            "Requests let through unlimited because deciding failed unexpectedly (see the log).",
+            value=limits.errors,
         )

@@ -20,6 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shelfwise.platform.errors import InvalidInputError, NotFoundError
+from shelfwise.platform.settings import SettingsError
 from shelfwise.tenancy.context import current_tenant_id
 from shelfwise.tenancy.models import TenantSetting
 
@@ -178,7 +179,8 @@ def _checked(key: str, value: JsonValue) -> Any:
         return _spec(key).validate(value)
     except (UnknownSettingError, ValidationError) as error:
         detail = error.detail if isinstance(error, UnknownSettingError) else _first_message(error)
-        raise ValueError(f"SHELFWISE_TENANT_DEFAULTS: {key}: {detail}") from None
+        # A settings error: the CLI says it in one line, as it says any other bad variable.
+        raise SettingsError(f"SHELFWISE_TENANT_DEFAULTS: {key}: {detail}") from None
 
 
 def _first_message(error: ValidationError) -> str:

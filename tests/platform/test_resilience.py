@@ -13,14 +13,7 @@ from shelfwise.platform.resilience import (
     CircuitOpenError,
     CircuitState,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clocks import Clock
 
 
 class Outage(Exception):

@@ -9,22 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shelfwise.orders.config import BULK_DISCOUNT
 from shelfwise.orders.discounts import BULK_DISCOUNT_TIERS, DiscountTier
+from shelfwise.platform.settings import SettingsError
 from shelfwise.tenancy.config import InvalidSettingError, TenantConfig, UnknownSettingError
 from shelfwise.tenancy.context import tenant_context
+from tests.clocks import Clock
 from tests.factories import Tenants
 
 NEGOTIATED: JsonValue = [[20, "7.5"]]  # 7.5 % from 20 copies, as JSON
 TTL = 30.0
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def config(clock: Clock | None = None) -> TenantConfig:
@@ -119,7 +111,8 @@ async def test_an_unknown_key_is_refused(session: AsyncSession, tenants: Tenants
 
 
 def test_an_environment_value_is_checked_when_the_app_starts() -> None:
-    with pytest.raises(ValueError, match=r"SHELFWISE_TENANT_DEFAULTS: orders\.bulk_discount_tiers"):
+    tiers = r"SHELFWISE_TENANT_DEFAULTS: orders\.bulk_discount_tiers"
+    with pytest.raises(SettingsError, match=tiers):
         TenantConfig({"orders.bulk_discount_tiers": [[1, "99"]]}, TTL)
-    with pytest.raises(ValueError, match="SHELFWISE_TENANT_DEFAULTS: nope"):
+    with pytest.raises(SettingsError, match="SHELFWISE_TENANT_DEFAULTS: nope"):
         TenantConfig({"nope": 1}, TTL)

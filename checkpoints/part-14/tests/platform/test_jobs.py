@@ -150,11 +150,16 @@ async def redis_jobs(
     yield broker, dead, delays
     for task in (receiving, promoting):
         task.cancel()
-    # A cancelled receiver waits for its pending read, which only a message ends (taskiq 0.13).
-    await client.xadd(stream, {"data": b"{}"})
-    async with asyncio.timeout(WAIT_SECONDS):
-        await asyncio.gather(receiving, promoting, return_exceptions=True)
-        await broker.shutdown()
+    try:
+        # A cancelled receiver waits for its pending read, which only a message ends (taskiq
+        # 0.13). Bounded, generously: a busy machine is slow, not stuck.
+        await client.xadd(stream, {"data": b"{}"})
+        async with asyncio.timeout(3 * WAIT_SECONDS):
+            await asyncio.gather(receiving, promoting, return_exceptions=True)
+    finally:
+        # Whatever happened, nothing is left open for the next test to trip over.
+        async with asyncio.timeout(WAIT_SECONDS):
+            await broker.shutdown()
         await client.aclose()
 
 
