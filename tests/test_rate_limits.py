@@ -435,3 +435,48 @@ async def test_a_policy_that_cannot_be_refreshed_is_kept_and_tried_again_a_ttl_l
     assert first is not None and all(policy == first for policy in kept)
     assert sessions_within_the_ttl == 2
     assert database.sessions == 3
+
+
+class CountingDatabase:
+    """A database that counts the sessions open at once."""
+
+    def __init__(self, database: Any) -> None:
+        self._database = database
+        self.open = self.most_open = 0
+
+    @contextlib.asynccontextmanager
+    async def session(self, read_only: bool = False) -> AsyncIterator[Any]:
+        self.open += 1
+        self.most_open = max(self.most_open, self.open)
+        try:
+            await asyncio.sleep(0.02)  # long enough for every read to be under way at once
+            async with self._database.session(read_only=read_only) as session:
+                yield session
+        finally:
+            self.open -= 1
+
+
+async def test_policy_reads_hold_at_most_two_connections_however_many_tenants_need_one(
+    app: FastAPI, engine: AsyncEngine
+) -> None:
+    async with create_session_factory(engine)() as session:
+        new_tenants = [
+            await open_tenant(
+                session,
+                slug=f"t{number}",
+                name=f"T{number}",
+                plan=Plan.FREE,
+                email=f"t{number}@example.com",
+                password="a long enough password",
+            )
+            for number in range(6)
+        ]
+    database = CountingDatabase(app.state.database)
+    database_any: Any = database
+    limiter = app.state.tenant_limits.limiter
+    limits = TenantLimits(database_any, TenantConfig({}, 0), limiter, ttl_seconds=30)
+
+    policies = await asyncio.gather(*(limits.policy(tenant.id) for tenant in new_tenants))
+
+    assert all(policy is not None for policy in policies)
+    assert database.most_open == 2

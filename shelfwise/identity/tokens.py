@@ -79,8 +79,11 @@ class TokenSigner:
 
 def _principal(subject: object, tenant: object) -> Principal:
     # Only the forms issue() writes: ASCII digits, and a UUID in its canonical text.
+    # At most 10 digits: int() refuses longer strings than 4,300 digits with a ValueError.
     if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
         raise InvalidTokenError("the subject is not a user id")
+    if len(subject) > len(str(USER_IDS.stop)):
+        raise InvalidTokenError("the user id is out of range")
     if int(subject) not in USER_IDS:
         raise InvalidTokenError("the user id is out of range")
     try:

@@ -26,9 +26,12 @@ logger = logging.getLogger(__name__)
 
 # The longest a tenant's first request in a process waits for its policy (a read takes ms).
 POLICY_WAIT_SECONDS = 0.25
-# The longest a read of a policy may take, its wait for a pooled connection included: a
-# busy database keeps the policy it had, for another TTL, rather than queue for connections.
+# The longest a read of a policy may take, its waits included: a busy database keeps the
+# policy it had, for another TTL, rather than queue for connections.
 POLICY_READ_SECONDS = 1.0
+# Policy reads a process runs at once: they take pooled connections outside admission control,
+# so however many tenants need one, they hold at most this many.
+POLICY_READS = 2
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class TenantLimits:
         # tenant -> (when it was read, its policy)
         self._policies: LRUCache[UUID, tuple[float, TenantPolicy]] = LRUCache(CACHED_TENANTS)
         self._reading: dict[UUID, asyncio.Task[TenantPolicy]] = {}
+        self._read_slots = asyncio.Semaphore(POLICY_READS)
         # (plan, outcome, who counted) -> requests: a handful of series at most.
         self.decisions: Counter[tuple[Plan, Outcome, CountedBy]] = Counter()
         self.unknown_policies = 0  # requests whose tenant's policy was not known in time
@@ -168,7 +172,7 @@ class TenantLimits:
         self._policies[tenant_id] = (self._clock(), reading.result())
 
     async def _read(self, tenant_id: UUID) -> TenantPolicy:
-        async with asyncio.timeout(POLICY_READ_SECONDS):
+        async with asyncio.timeout(POLICY_READ_SECONDS), self._read_slots:
             return await self._read_now(tenant_id)
 
     async def _read_now(self, tenant_id: UUID) -> TenantPolicy:

@@ -92,6 +92,9 @@ def forged_tokens(tenants: Tenants) -> dict[str, str]:
         "a user id out of range": jwt.encode(
             claims | {"sub": str(2**40)}, TEST_SECRET_KEY, algorithm=ALGORITHM
         ),
+        "a user id of 5,000 digits": jwt.encode(
+            claims | {"sub": "9" * 5000}, TEST_SECRET_KEY, algorithm=ALGORITHM
+        ),
         "a tenant that is not a UUID": jwt.encode(
             claims | {"tid": "1 OR 1=1"}, TEST_SECRET_KEY, algorithm=ALGORITHM
         ),
@@ -114,6 +117,7 @@ def forged_tokens(tenants: Tenants) -> dict[str, str]:
         "without a tenant claim",
         "for a user of another tenant",
         "a user id out of range",
+        "a user id of 5,000 digits",
         "a tenant that is not a UUID",
         "a subject that is not plain digits",
         "a tenant in another UUID spelling",
