@@ -4,6 +4,7 @@ without FastAPI or SQLAlchemy (raw asyncpg order)."""
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -91,9 +92,16 @@ async def raw_order(url: URL, workload: Workload) -> AsyncIterator[Call]:
                     "AND table_name IN ('orders', 'order_items')"
                 )
             }
+            # From part 16 on, an order is a versioned saga.
+            saga = await connection.fetchval(
+                "SELECT count(*) = 2 FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = 'orders' "
+                "AND column_name IN ('version', 'updated_at')"
+            )
+        saga_columns = ["version", "updated_at"] if saga else []
         insert_order = _insert(
             "orders",
-            ["status", "total_amount", "total_currency", "discount_percent"],
+            ["status", "total_amount", "total_currency", "discount_percent", *saga_columns],
             tenant_scoped="orders" in scoped,
             returning="id",
         )
@@ -139,10 +147,13 @@ async def raw_order(url: URL, workload: Workload) -> AsyncIterator[Call]:
                 total = sum(row["price_amount"] * COPIES_PER_LINE for row in prices)
                 order_id = await connection.fetchval(
                     insert_order,
-                    "placed",
+                    # Confirmed: a pending order would be taken up by the app's saga upkeep, and its
+                    # steps would compete with this anchor for the same rows.
+                    "confirmed" if saga else "placed",
                     total,
                     prices[0]["price_currency"],
                     NO_DISCOUNT,
+                    *([1, datetime.now(UTC)] if saga else []),
                     *order_tenant,
                 )
                 await connection.executemany(

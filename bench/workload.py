@@ -3,6 +3,7 @@ the same code seeds and loads every part."""
 
 import asyncio
 import random
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,7 +137,9 @@ class HttpCalls:
             {"book_id": book_id, "quantity": COPIES_PER_LINE}
             for book_id in self._workload.order_books(worker)
         ]
-        headers = self._workload.tenant(worker).headers
+        # A new key per order, as a client sends (part 16 stores it with the order; earlier
+        # parts ignore the header).
+        headers = self._workload.tenant(worker).headers | {"Idempotency-Key": uuid.uuid4().hex}
         status = await self._connections[worker].request(
             "POST", "/orders", headers, {"lines": lines}
         )

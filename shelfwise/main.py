@@ -29,8 +29,11 @@ from shelfwise.limits.errors import RateLimitedError, TooManyConcurrentRequestsE
 from shelfwise.limits.metrics import LimitsCollector
 from shelfwise.limits.middleware import TenantLimitsMiddleware
 from shelfwise.limits.plans import TenantLimits
-from shelfwise.orders.jobs import OrderJobResources, order_jobs
+from shelfwise.orders.gateways import FakeCarrier, FakePaymentGateway
+from shelfwise.orders.jobs import JobOrderEvents, OrderJobResources, order_jobs
 from shelfwise.orders.router import create_router as create_orders_router
+from shelfwise.orders.saga import OrderSaga
+from shelfwise.orders.upkeep import keep_orders_tidy
 from shelfwise.platform.cache import opened_cache
 from shelfwise.platform.db import (
     Base,
@@ -73,6 +76,7 @@ from shelfwise.platform.tracing import (
 )
 from shelfwise.tenancy.cache import TenantCache
 from shelfwise.tenancy.config import TenantConfig
+from shelfwise.tenancy.directory import install_active_tenants
 from shelfwise.tenancy.flags import FeatureFlags
 from shelfwise.tenancy.jobs import tenant_label
 from shelfwise.tenancy.orm_filter import install_orm_filter
@@ -136,6 +140,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             connected_database(app),
             connected_cache(app),
             connected_jobs(app),
+            connected_orders(app),
             connected_limits(app),
         ):
             yield
@@ -232,6 +237,40 @@ async def connected_jobs(app: FastAPI) -> AsyncIterator[None]:
     ) as jobs:
         state.jobs = jobs
         yield
+
+
+# How long a stopping process lets its running sagas finish before it cancels them.
+SAGA_SHUTDOWN_SECONDS = 5.0
+
+
+@asynccontextmanager
+async def connected_orders(app: FastAPI) -> AsyncIterator[None]:
+    """The order saga on ``app.state``, on the fake gateway and carrier that ship with the app,
+    and the upkeep that finishes the sagas a crash left behind."""
+    state = app.state
+    settings = state.settings.orders
+    state.order_saga = OrderSaga(
+        state.database,
+        FakePaymentGateway(delay_seconds=settings.fake_payment_delay_seconds),
+        FakeCarrier(),
+        JobOrderEvents(state.jobs),
+    )
+    upkeep = asyncio.create_task(
+        keep_orders_tidy(
+            state.database,
+            state.order_saga,
+            settings.saga_recovery_seconds,
+            timedelta(seconds=settings.saga_stale_seconds),
+        )
+    )
+    try:
+        yield
+    finally:
+        upkeep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await upkeep
+        # The sagas this process started get a moment to finish; the rest are recovered.
+        await state.order_saga.close(SAGA_SHUTDOWN_SECONDS)
 
 
 @asynccontextmanager
@@ -332,6 +371,7 @@ async def _prepare(owner: Database, app_url: str, *, with_grants: bool) -> None:
                     connection, app_role, writable=writable, read_only=read_only
                 )
             await install_login_lookup(connection, app_role if with_grants else None)
+            await install_active_tenants(connection, app_role if with_grants else None)
 
 
 async def warn_if_row_level_security_is_off(database: Database) -> None:

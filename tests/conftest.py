@@ -83,7 +83,10 @@ TIERS = {
     ),
     "api": (
         "identity/test_login.py",
+        "inventory/test_optimistic_locking.py",
+        "orders/test_idempotency.py",
         "orders/test_jobs.py",
+        "orders/test_saga.py",
         "platform/test_database_errors.py",
         "platform/test_database_faults.py",
         "platform/test_dependencies.py",

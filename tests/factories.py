@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import httpx
 from fastapi import FastAPI
 from pydantic import JsonValue
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -137,3 +138,32 @@ async def set_tenant_setting(app: FastAPI, key: str, value: JsonValue) -> None:
     Call it before the tenant's first request: a process reads a tenant's limits once per TTL."""
     async with app.state.database.session() as session:
         await app.state.tenant_config.set(session, key, value)
+
+
+async def a_stocked_book(
+    client: httpx.AsyncClient, copies: int, *, number: int = 1, price: str = "12.50"
+) -> int:
+    """Through the API, as the client's tenant: a new author's book at ``price`` USD with
+    ``copies`` in stock; returns its id."""
+    author = await client.post("/authors", json={"name": f"Author {number}"})
+    payload = book_payload(author.json()["id"], number, price={"amount": price, "currency": "USD"})
+    book = await client.post("/books", json=payload)
+    assert book.status_code == 201, book.text
+    book_id: int = book.json()["id"]
+    stocked = await client.put(f"/books/{book_id}/stock", json={"quantity": copies})
+    assert stocked.status_code == 200, stocked.text
+    return book_id
+
+
+async def stock_of(client: httpx.AsyncClient, book_id: int) -> int:
+    """Through the API: how many copies of the book can be ordered."""
+    quantity: int = (await client.get(f"/books/{book_id}/stock")).json()["quantity"]
+    return quantity
+
+
+async def raise_limits(app: FastAPI, requests: int) -> None:
+    """Let the current tenant send ``requests`` at once, for tests that race them (part 15's
+    limits would answer most with 429)."""
+    await set_tenant_setting(app, "limits.concurrent_requests", requests)
+    await set_tenant_setting(app, "limits.requests_per_second", 10 * requests)
+    await set_tenant_setting(app, "limits.requests_per_minute", 100 * requests)

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from shelfwise.catalog.models import Book
-from tests.factories import book_payload
+from tests.factories import book_payload, stock_of
 
 
 async def count_books_in_database(app: FastAPI) -> int:
@@ -268,23 +268,21 @@ async def test_a_quote_beyond_the_stock_is_409(client: httpx.AsyncClient) -> Non
     assert problem["detail"] == f"Book {book_id}: 4 copies requested but only 3 available."
 
 
-async def stock_of(client: httpx.AsyncClient, book_id: int) -> int:
-    quantity: int = (await client.get(f"/books/{book_id}/stock")).json()["quantity"]
-    return quantity
-
-
-async def test_an_order_is_placed_stored_and_takes_the_stock(client: httpx.AsyncClient) -> None:
+async def test_an_order_is_placed_stored_and_takes_the_stock(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     earthsea, kindred = await two_stocked_books(client)
 
     placed = await client.post(
         "/orders",
         json={"lines": [{"book_id": earthsea, "quantity": 6}, {"book_id": kindred, "quantity": 4}]},
     )
+    await app.state.order_saga.settled()  # the saga runs after the response, in a task
     fetched = await client.get(f"/orders/{placed.json()['id']}")
 
     expected = {
         "id": 1,
-        "status": "placed",
+        "status": "pending",
         "items": [
             {
                 "book_id": earthsea,
@@ -301,10 +299,17 @@ async def test_an_order_is_placed_stored_and_takes_the_stock(client: httpx.Async
         ],
         "discount_percent": "5.00",
         "total": {"amount": "105.41", "currency": "USD"},
+        "tracking_number": None,
+        "failure_reason": None,
     }
     assert placed.status_code == 201
+    assert placed.headers["location"] == "/orders/1"
     assert placed.json() == expected
-    assert fetched.json() == expected
+    assert fetched.json() == expected | {
+        "status": "confirmed",
+        "tracking_number": fetched.json()["tracking_number"],
+    }
+    assert fetched.json()["tracking_number"].startswith("SW")
     assert (await stock_of(client, earthsea), await stock_of(client, kindred)) == (14, 16)
 
 

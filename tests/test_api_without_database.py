@@ -16,7 +16,7 @@ from shelfwise.catalog.service import BookService
 from shelfwise.identity.dependencies import authenticate
 from shelfwise.identity.tokens import Principal
 from shelfwise.main import create_app
-from shelfwise.orders.dependencies import get_order_service
+from shelfwise.orders.dependencies import get_order_saga, get_order_service
 from shelfwise.orders.service import OrderService
 from shelfwise.platform.cache import TwoLevelCache
 from shelfwise.tenancy.cache import TenantCache
@@ -63,6 +63,16 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+class SagaStarts:
+    """Records the sagas a request starts, instead of running them."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[UUID, int]] = []
+
+    def start(self, tenant_id: UUID, order_id: int) -> None:
+        self.started.append((tenant_id, order_id))
+
+
 async def test_an_order_is_placed_through_a_service_on_fakes(
     app: FastAPI, client: httpx.AsyncClient, books: InMemoryBookRepository
 ) -> None:
@@ -71,12 +81,15 @@ async def test_an_order_is_placed_through_a_service_on_fakes(
     app.dependency_overrides[get_order_service] = lambda: OrderService(
         books, stock, InMemoryOrderRepository(), FakeUnitOfWork()
     )
+    saga = SagaStarts()
+    app.dependency_overrides[get_order_saga] = lambda: saga
 
     response = await client.post("/orders", json={"lines": [{"book_id": 1, "quantity": 2}]})
 
     assert response.status_code == 201, response.text
     assert response.json()["total"] == {"amount": "25.00", "currency": "USD"}
     assert await stock.quantity(1) == 3
+    assert saga.started == [(TENANT_1, response.json()["id"])]
     assert not hasattr(app.state, "database")  # no engine was ever created
 
 

@@ -80,6 +80,9 @@ CASES: dict[str, Case] = {
     "PUT /books/{book_id}/stock": Case(
         "PUT", body("/books/{book_id}/stock", lambda _: {"quantity": 1000})
     ),
+    "POST /books/{book_id}/stock/adjustments": Case(
+        "POST", body("/books/{book_id}/stock/adjustments", lambda _: {"change": 1000})
+    ),
     "GET /stock": Case("GET", lambda ids: ("/stock", {"params": {"book_id": ids["book_id"]}})),
     "POST /orders/quote": Case("POST", body("/orders/quote", one_copy_of)),
     "POST /orders": Case("POST", body("/orders", one_copy_of)),
@@ -126,14 +129,15 @@ def walled_app(app: FastAPI, request: pytest.FixtureRequest) -> FastAPI:
 # --- The cases ----------------------------------------------------------------------------------
 
 
-async def a_resources(client: httpx.AsyncClient) -> Ids:
-    """Tenant A's author, book (5 in stock, then 1 ordered) and order."""
+async def a_resources(app: FastAPI, client: httpx.AsyncClient) -> Ids:
+    """Tenant A's author, book (5 in stock, then 1 ordered) and order, its saga over."""
     author = await client.post("/authors", json={"name": "A's author"})
     book = await client.post("/books", json=book_payload(author.json()["id"]))
     book_id = book.json()["id"]
     await client.put(f"/books/{book_id}/stock", json={"quantity": 5})
     order = await client.post("/orders", json=one_copy_of({"book_id": book_id}))
     assert order.status_code == 201, order.text
+    await app.state.order_saga.settled()  # so that nothing of A's changes during the test
     return {"author_id": author.json()["id"], "book_id": book_id, "order_id": order.json()["id"]}
 
 
@@ -181,7 +185,7 @@ async def test_tenant_b_cannot_reach_tenant_a_through(
     other_client: httpx.AsyncClient,
 ) -> None:
     case = CASES[route]
-    ids = await a_resources(client)
+    ids = await a_resources(walled_app, client)
     before = await everything_a_sees(client, ids)
 
     with_a_ids = await send(other_client, case, ids)

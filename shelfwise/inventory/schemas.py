@@ -1,7 +1,10 @@
 """JSON shapes of the inventory's HTTP API."""
 
-from pydantic import BaseModel
+from typing import Annotated
 
+from pydantic import BaseModel, Field, StrictInt
+
+from shelfwise.inventory.service import MAX_STOCK_QUANTITY
 from shelfwise.platform.schemas import Quantity
 
 
@@ -9,6 +12,14 @@ class StockUpdate(BaseModel):
     """Body of ``PUT /books/{book_id}/stock``."""
 
     quantity: Quantity
+
+
+class StockAdjustment(BaseModel):
+    """Body of ``POST /books/{book_id}/stock/adjustments``: copies in (a delivery, positive)
+    or out (a write-off, negative)."""
+
+    # Strict: JSON's true or "3" is not a number of copies.
+    change: Annotated[StrictInt, Field(ge=-MAX_STOCK_QUANTITY, le=MAX_STOCK_QUANTITY)]
 
 
 class StockRead(BaseModel):

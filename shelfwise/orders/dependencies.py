@@ -1,18 +1,18 @@
 """How the orders service is built for a request."""
 
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 from shelfwise.catalog.dependencies import BookRepositoryDep
-from shelfwise.identity.dependencies import PrincipalDep
 from shelfwise.inventory.dependencies import StockRepositoryDep
 from shelfwise.orders.config import BULK_DISCOUNT
-from shelfwise.orders.jobs import JobOrderEvents
 from shelfwise.orders.ports import OrderRepository
-from shelfwise.orders.repository import SqlOrderRepository
+from shelfwise.orders.repository import SqlIdempotencyKeys, SqlOrderRepository
+from shelfwise.orders.saga import OrderSaga
 from shelfwise.orders.service import OrderService
-from shelfwise.platform.dependencies import JobsDep, SessionDep, UnitOfWorkDep
+from shelfwise.platform.dependencies import DatabaseDep, SessionDep, SettingsDep, UnitOfWorkDep
 from shelfwise.tenancy.dependencies import TenantConfigDep
 
 
@@ -31,19 +31,35 @@ async def get_order_service(
     uow: UnitOfWorkDep,
     config: TenantConfigDep,
     session: SessionDep,
-    jobs: JobsDep,
-    principal: PrincipalDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
 ) -> OrderService:
     """An OrderService whose reads and writes all share the request's session, with the
-    current tenant's discount terms, that sends the order jobs for the caller."""
+    current tenant's discount terms; its idempotency keys are claimed in sessions of their
+    own."""
+    keys = SqlIdempotencyKeys(
+        session,
+        database.session,
+        ttl=timedelta(hours=settings.orders.idempotency_hours),
+        lease=timedelta(seconds=settings.orders.idempotency_lease_seconds),
+    )
     return OrderService(
         books,
         stock,
         orders,
         uow,
         discount_tiers=await config.get(session, BULK_DISCOUNT),
-        events=JobOrderEvents(jobs, principal.user_id),
+        keys=keys,
     )
 
 
 OrderServiceDep = Annotated[OrderService, Depends(get_order_service)]
+
+
+async def get_order_saga(request: Request) -> OrderSaga:
+    """The process's order saga (one per app, on ``app.state``)."""
+    saga: OrderSaga = request.app.state.order_saga
+    return saga
+
+
+OrderSagaDep = Annotated[OrderSaga, Depends(get_order_saga)]

@@ -15,7 +15,6 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Annotated, Any
@@ -238,18 +237,18 @@ def signing_key(secret: SecretStr) -> bytes:
 
 
 class JobOrderEvents:
-    """Sends the order jobs when an order is placed, for the user who placed it."""
+    """Sends the order jobs when an order is confirmed; the email goes to whoever placed it."""
 
-    def __init__(self, jobs: Jobs, user_id: int) -> None:
+    def __init__(self, jobs: Jobs) -> None:
         self._jobs = jobs
-        self._user_id = user_id
 
-    async def order_placed(self, order: Order) -> None:
-        sends: Mapping[str, dict[str, int | str]] = {
-            SEND_CONFIRMATION: {"order_id": order.id, "user_id": self._user_id},
+    async def order_confirmed(self, order: Order) -> None:
+        sends: dict[str, dict[str, int | str]] = {
             NOTIFY_DISTRIBUTOR: {"order_id": order.id},
             RECORD_SALE: {"order_id": order.id},
         }
+        if order.placed_by is not None:
+            sends[SEND_CONFIRMATION] = {"order_id": order.id, "user_id": order.placed_by}
         try:
             # All three together, within one time budget: a slow Redis costs the order 1 s.
             async with asyncio.timeout(SEND_TIMEOUT_SECONDS):

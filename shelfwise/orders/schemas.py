@@ -104,6 +104,9 @@ class OrderRead(BaseModel):
     items: list[OrderItemRead]
     discount_percent: Decimal
     total: MoneyModel
+    # Once shipped: the carrier's number. Once cancelled: why (a declined card, a refused parcel).
+    tracking_number: str | None
+    failure_reason: str | None
 
     @classmethod
     def from_order(cls, order: Order) -> Self:
@@ -114,4 +117,6 @@ class OrderRead(BaseModel):
             items=[OrderItemRead.from_item(item) for item in order.items],
             discount_percent=order.discount_percent,
             total=MoneyModel.from_money(order.total),
+            tracking_number=order.tracking_number,
+            failure_reason=order.failure_reason,
         )

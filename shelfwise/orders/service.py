@@ -1,6 +1,6 @@
 """Order use cases: pricing a basket (a quote) and placing an order."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import reduce
@@ -12,7 +12,7 @@ from shelfwise.inventory.ports import StockRepository
 from shelfwise.orders.discounts import BULK_DISCOUNT_TIERS, DiscountTier, bulk_discount_percent
 from shelfwise.orders.errors import InvalidQuoteError, OrderNotFoundError
 from shelfwise.orders.models import Order, OrderItem, OrderStatus
-from shelfwise.orders.ports import OrderEvents, OrderRepository
+from shelfwise.orders.ports import Claim, IdempotencyKeys, OrderRepository, StoredResponse
 from shelfwise.platform.money import Money
 from shelfwise.platform.unit_of_work import UnitOfWork
 
@@ -51,6 +51,15 @@ class Quote:
     total: Money
 
 
+@dataclass(frozen=True)
+class Placed:
+    """The answer to an order request, and the order if this attempt placed it (``None``: a
+    repeat of a request already answered, whose response is replayed)."""
+
+    response: StoredResponse
+    order: Order | None
+
+
 class OrderService:
     """Prices baskets of books and places orders for them.
 
@@ -66,7 +75,7 @@ class OrderService:
         uow: UnitOfWork,
         *,
         discount_tiers: tuple[DiscountTier, ...] = BULK_DISCOUNT_TIERS,
-        events: OrderEvents | None = None,
+        keys: IdempotencyKeys | None = None,
     ) -> None:
         self._books = books
         self._stock = stock
@@ -74,7 +83,7 @@ class OrderService:
         self._uow = uow
         # The tenant's negotiated terms, resolved before the service is built (part 10).
         self._discount_tiers = discount_tiers
-        self._events = events
+        self._keys = keys
 
     async def quote(self, lines: Sequence[QuoteLine]) -> Quote:
         """Price ``lines`` at list price, apply the bulk discount, and check stock.
@@ -101,28 +110,62 @@ class OrderService:
             total=total,
         )
 
-    async def place_order(self, lines: Sequence[QuoteLine]) -> Order:
+    async def place_order(
+        self, lines: Sequence[QuoteLine], *, placed_by: int | None = None
+    ) -> Order:
         """Order ``lines``: price them exactly as ``quote`` does, take the copies off the stock
-        and store the order, all in one unit of work.
+        (the saga's first step: the stock is reserved) and store the order, ``pending``, all
+        in one unit of work.
 
         Raises what ``quote`` raises. If any line lacks stock, even because another order took the
         copies a moment ago, nothing is stored and no stock changes.
         """
         async with self._uow:
-            quote = await self.quote(lines)
-            # The quote checked stock, for a clear error; the conditional decrement is what
-            # guarantees it under concurrency. Taking books in id order means two orders for the
-            # same books lock their stock rows in the same order and cannot deadlock.
-            for line in sorted(quote.lines, key=lambda line: line.book_id):
-                if not await self._stock.decrement_if_available(line.book_id, line.quantity):
-                    available = await self._stock.quantity(line.book_id)
-                    raise InsufficientStockError(line.book_id, line.quantity, available)
-            order = await self._orders.add(_order_from(quote))
+            order = await self._reserve(lines, placed_by)
             await self._uow.commit()
-        # After the commit, never before: a job must not announce an order that was rolled back.
-        if self._events is not None:
-            await self._events.order_placed(order)
         return order
+
+    async def place_order_once(
+        self,
+        lines: Sequence[QuoteLine],
+        *,
+        key: str,
+        fingerprint: str,
+        respond: Callable[[Order], StoredResponse],
+        placed_by: int | None = None,
+    ) -> Placed:
+        """``place_order`` at most once per idempotency ``key``: the response (``respond``'s)
+        is stored with the key in the order's transaction and replayed to every repeat.
+
+        Raises what ``place_order`` raises, and ``IdempotencyKeyInUseError`` or
+        ``IdempotencyKeyReusedError``; an attempt that fails gives its key up.
+        """
+        if self._keys is None:
+            raise RuntimeError("this OrderService was built without idempotency keys")
+        claim = await self._keys.claim(key, fingerprint)
+        if not isinstance(claim, Claim):
+            return Placed(claim, None)
+        try:
+            async with self._uow:
+                order = await self._reserve(lines, placed_by)
+                response = respond(order)
+                await self._keys.complete(claim, response)
+                await self._uow.commit()
+        except BaseException:
+            await self._keys.release(claim)
+            raise
+        return Placed(response, order)
+
+    async def _reserve(self, lines: Sequence[QuoteLine], placed_by: int | None) -> Order:
+        quote = await self.quote(lines)
+        # The quote checked stock, for a clear error; the conditional decrement is what
+        # guarantees it under concurrency. Taking books in id order means two orders for the
+        # same books lock their stock rows in the same order and cannot deadlock.
+        for line in sorted(quote.lines, key=lambda line: line.book_id):
+            if not await self._stock.decrement_if_available(line.book_id, line.quantity):
+                available = await self._stock.quantity(line.book_id)
+                raise InsufficientStockError(line.book_id, line.quantity, available)
+        return await self._orders.add(_order_from(quote, placed_by))
 
     async def get_order(self, order_id: int) -> Order:
         """Return the order with this id and its items, or raise ``OrderNotFoundError``."""
@@ -147,10 +190,11 @@ class OrderService:
         )
 
 
-def _order_from(quote: Quote) -> Order:
-    """A new order that records the quote's prices, discount and total."""
+def _order_from(quote: Quote, placed_by: int | None) -> Order:
+    """A new, pending order that records the quote's prices, discount and total."""
     return Order(
-        status=OrderStatus.PLACED,
+        status=OrderStatus.PENDING,
+        placed_by=placed_by,
         total_amount=quote.total.amount,
         total_currency=quote.total.currency,
         # Quantized as the column stores it, so a new order and a re-read one look alike.

@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shelfwise.platform.db import Database
-from shelfwise.platform.jobs import Jobs
+from shelfwise.platform.settings import Settings
 from shelfwise.platform.unit_of_work import SqlUnitOfWork, UnitOfWork
 
 
@@ -26,13 +26,13 @@ async def get_database(request: Request) -> Database:
 DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
-async def get_jobs(request: Request) -> Jobs:
-    """The app's ``Jobs``: how a request sends work to run after it."""
-    jobs: Jobs = request.app.state.jobs
-    return jobs
+async def get_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
 
 
-JobsDep = Annotated[Jobs, Depends(get_jobs)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 # Methods that change nothing, by HTTP's definition: their requests read from the replica.

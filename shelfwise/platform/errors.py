@@ -1,7 +1,7 @@
 """The domain error hierarchy.
 
 Features raise subclasses of the base kinds below. Only the outermost layer decides what a kind
-means for a transport (for HTTP: 401, 403, 404, 409, 422, 429 or 503), so services stay free of
+means for a transport (for HTTP: 401, 403, 404, 409, 412, 422, 429 or 503), so services stay free of
 HTTP details.
 """
 
@@ -37,6 +37,22 @@ class ConflictError(DomainError):
 
     code: ClassVar[str] = "conflict"
     title: ClassVar[str] = "Conflict"
+
+
+class ConcurrentUpdateError(ConflictError):
+    """Someone else changed the same record between this request's read and its write, so the
+    write was refused rather than lost. Read the record again and retry."""
+
+    code: ClassVar[str] = "concurrent_update"
+    title: ClassVar[str] = "Changed by someone else"
+
+
+class PreconditionFailedError(DomainError):
+    """The record no longer matches the `If-Match` header: it has changed since the caller
+    read it. Read it again (for its new `ETag`) and decide afresh."""
+
+    code: ClassVar[str] = "precondition_failed"
+    title: ClassVar[str] = "Precondition failed"
 
 
 class AuthenticationError(DomainError):

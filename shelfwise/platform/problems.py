@@ -35,6 +35,7 @@ from shelfwise.platform.errors import (
     ForbiddenError,
     InvalidInputError,
     NotFoundError,
+    PreconditionFailedError,
     TooManyRequestsError,
     UnavailableError,
 )
@@ -50,6 +51,7 @@ STATUS_BY_ERROR_KIND: tuple[tuple[type[DomainError], int], ...] = (
     (ForbiddenError, status.HTTP_403_FORBIDDEN),
     (NotFoundError, status.HTTP_404_NOT_FOUND),
     (ConflictError, status.HTTP_409_CONFLICT),
+    (PreconditionFailedError, status.HTTP_412_PRECONDITION_FAILED),
     (InvalidInputError, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (TooManyRequestsError, status.HTTP_429_TOO_MANY_REQUESTS),
     (UnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),

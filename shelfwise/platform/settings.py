@@ -176,6 +176,26 @@ class MailSettings(BaseSettings):
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
 
+class OrderSettings(BaseSettings):
+    """Idempotency keys and the order saga (see shelfwise.orders)."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{PREFIX}ORDERS_")
+
+    # How long a client may repeat a request with the same Idempotency-Key and get its answer.
+    idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # How long an attempt holds its key; then another may take it over (the first died). Longer
+    # than any request runs (resilience.request_timeout_seconds), or a slow one loses its key.
+    idempotency_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
+    # How often each API process looks for sagas that stopped (and purges expired keys)…
+    saga_recovery_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # …and how long a saga must have stood still to be taken up: longer than a step may take
+    # (30 s), or a saga still running elsewhere is run twice at once (safe, but wasted).
+    saga_stale_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # The fake payment gateway's delay per call: to rehearse a crash in the middle of a charge.
+    # Below the saga's 30 s step timeout, or every charge would time out.
+    fake_payment_delay_seconds: float = Field(default=0.0, ge=0, le=20)
+
+
 class Settings(BaseSettings):
     """Configuration for one ShelfWise process."""
 
@@ -191,6 +211,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
+    orders: OrderSettings = Field(default_factory=OrderSettings)
     # Values for every tenant without an override of its own, by setting key, as JSON:
     # SHELFWISE_TENANT_DEFAULTS='{"orders.bulk_discount_tiers": [[20, "7.5"]]}'.
     tenant_defaults: dict[str, JsonValue] = Field(default_factory=dict)

@@ -4,6 +4,9 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from shelfwise.platform.errors import ConcurrentUpdateError
 
 
 class UnitOfWork(Protocol):
@@ -33,7 +36,10 @@ class UnitOfWork(Protocol):
         ...
 
     async def commit(self) -> None:
-        """Make every write in this unit of work permanent."""
+        """Make every write in this unit of work permanent.
+
+        Raises ``ConcurrentUpdateError`` when a versioned row changed since it was read.
+        """
         ...
 
 
@@ -57,4 +63,16 @@ class SqlUnitOfWork:
         await self._session.rollback()
 
     async def commit(self) -> None:
-        await self._session.commit()
+        await commit_versioned(self._session)
+
+
+async def commit_versioned(session: AsyncSession) -> None:
+    """Commit ``session``; a versioned row (``version_id_col``) that someone else changed since
+    it was read is a ``ConcurrentUpdateError``, which services understand, not SQLAlchemy's."""
+    try:
+        await session.commit()
+    except StaleDataError as error:
+        await session.rollback()
+        raise ConcurrentUpdateError(
+            "The record changed while this request was changing it."
+        ) from error

@@ -35,7 +35,7 @@ async def inventory(stock: InMemoryStockRepository, uow: FakeUnitOfWork) -> Inve
 
 
 async def test_a_book_never_stocked_has_zero_copies(inventory: InventoryService) -> None:
-    assert await inventory.get_stock(1) == 0
+    assert (await inventory.get_stock(1)).quantity == 0
 
 
 async def test_set_stock_records_the_quantity_and_commits(
@@ -43,7 +43,7 @@ async def test_set_stock_records_the_quantity_and_commits(
 ) -> None:
     await inventory.set_stock(1, 12)
 
-    assert await inventory.get_stock(1) == 12
+    assert (await inventory.get_stock(1)).quantity == 12
     assert uow.commits == 1
 
 
@@ -51,7 +51,7 @@ async def test_set_stock_replaces_the_previous_count(inventory: InventoryService
     await inventory.set_stock(1, 12)
     await inventory.set_stock(1, 3)
 
-    assert await inventory.get_stock(1) == 3
+    assert (await inventory.get_stock(1)).quantity == 3
 
 
 @pytest.mark.parametrize("quantity", [0, MAX_STOCK_QUANTITY])
@@ -60,7 +60,7 @@ async def test_quantities_at_the_edges_are_accepted(
 ) -> None:
     await inventory.set_stock(1, quantity)
 
-    assert await inventory.get_stock(1) == quantity
+    assert (await inventory.get_stock(1)).quantity == quantity
 
 
 @pytest.mark.parametrize("quantity", [-1, MAX_STOCK_QUANTITY + 1])
@@ -73,7 +73,7 @@ async def test_quantities_out_of_range_are_rejected_and_nothing_changes(
         await inventory.set_stock(1, quantity)
 
     assert raised.value.code == "invalid_quantity"
-    assert await inventory.get_stock(1) == 5
+    assert (await inventory.get_stock(1)).quantity == 5
     assert uow.commits == 1
 
 

@@ -24,7 +24,7 @@ async def book(session: AsyncSession) -> Book:
 
 def an_order(book_id: int, quantity: int = 2) -> Order:
     return Order(
-        status=OrderStatus.PLACED,
+        status=OrderStatus.PENDING,
         total_amount=Decimal("25.00"),
         total_currency="USD",
         discount_percent=Decimal(0),
@@ -49,7 +49,7 @@ async def test_an_added_order_round_trips_with_its_items(session: AsyncSession, 
     stored = await orders.get(order.id)
 
     assert stored is not None
-    assert stored.status is OrderStatus.PLACED
+    assert stored.status is OrderStatus.PENDING
     assert stored.total == Money(Decimal("25.00"), "USD")
     (item,) = stored.items
     assert (item.order_id, item.book_id, item.quantity) == (order.id, book.id, 2)

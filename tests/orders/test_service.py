@@ -153,7 +153,7 @@ async def test_placing_an_order_takes_the_copies_and_stores_the_priced_order(
         [QuoteLine(book_id=EARTHSEA, quantity=6), QuoteLine(book_id=KINDRED, quantity=4)]
     )
 
-    assert order.status == OrderStatus.PLACED
+    assert order.status == OrderStatus.PENDING
     assert [(item.book_id, item.quantity) for item in order.items] == [(EARTHSEA, 6), (KINDRED, 4)]
     assert [item.unit_price for item in order.items] == [usd("12.50"), usd("8.99")]
     assert [item.line_total for item in order.items] == [usd("75.00"), usd("35.96")]

@@ -16,24 +16,15 @@ from shelfwise.platform.unit_of_work import SqlUnitOfWork
 from tests.factories import a_book, an_author
 
 
-class StockThatLooksPlentiful:
+class StockThatLooksPlentiful(SqlStockRepository):
     """The real stock, except that reads report plenty of copies.
 
     It plays a concurrent order that takes the copies between our quote and our decrement: the
     quote passes, and only the atomic decrement notices.
     """
 
-    def __init__(self, stock: SqlStockRepository) -> None:
-        self._stock = stock
-
     async def quantity(self, book_id: int) -> int:
         return 1_000
-
-    async def set_quantity(self, book_id: int, quantity: int) -> None:
-        await self._stock.set_quantity(book_id, quantity)
-
-    async def decrement_if_available(self, book_id: int, quantity: int) -> bool:
-        return await self._stock.decrement_if_available(book_id, quantity)
 
 
 @pytest.fixture
@@ -85,7 +76,7 @@ async def test_a_line_lost_to_a_concurrent_order_undoes_the_lines_already_taken(
     engine: AsyncEngine, session: AsyncSession, two_books: tuple[int, int]
 ) -> None:
     first, second = two_books
-    racing = order_service(session, StockThatLooksPlentiful(SqlStockRepository(session)))
+    racing = order_service(session, StockThatLooksPlentiful(session))
 
     with pytest.raises(InsufficientStockError) as raised:
         # The first book is taken before the second one fails.

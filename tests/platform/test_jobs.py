@@ -151,11 +151,13 @@ async def redis_jobs(
     for task in (receiving, promoting):
         task.cancel()
     try:
-        # A cancelled receiver waits for its pending read, which only a message ends (taskiq
-        # 0.13). Bounded, generously: a busy machine is slow, not stuck.
-        await client.xadd(stream, {"data": b"{}"})
+        # A cancelled receiver still waits, shielded, for its pending read, which only a
+        # message ends (taskiq 0.13): one sent too early is read before the wait begins, so
+        # send until both have ended. Bounded, generously: a busy machine is slow, not stuck.
         async with asyncio.timeout(3 * WAIT_SECONDS):
-            await asyncio.gather(receiving, promoting, return_exceptions=True)
+            while not (receiving.done() and promoting.done()):
+                await client.xadd(stream, {"data": b"{}"})
+                await asyncio.wait({receiving, promoting}, timeout=0.2)
     finally:
         # Whatever happened, nothing is left open for the next test to trip over.
         async with asyncio.timeout(WAIT_SECONDS):

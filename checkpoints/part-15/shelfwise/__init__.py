@@ -1,0 +1,1 @@
+"""ShelfWise: a catalog, inventory and orders backend for bookstores and their suppliers."""

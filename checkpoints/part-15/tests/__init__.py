@@ -1,0 +1,1 @@
+"""ShelfWise tests. The package tree mirrors ``shelfwise/``."""

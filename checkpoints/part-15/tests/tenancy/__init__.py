@@ -1,0 +1,1 @@
+"""Tests of the tenancy feature: the tenant context and both walls."""
